@@ -1,0 +1,55 @@
+# digitlab: the two commands a newcomer runs are `make demo` and `make test`.
+# Both create their own virtual environment and install what they need.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver
+
+.PHONY: demo test test-slow test-ci-slow install system-deps bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: a bare `torch` would pull several GB of CUDA packages.
+	$(PIP) install -q -c constraints.txt torch
+	$(PIP) install -q -c constraints.txt -e '.[serve,onnx,bench,test]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+# Debian packages the tests use: Fashion-MNIST's system files and a real browser.
+# Installed when missing and we are root; otherwise the tests that need them skip.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "note: not root, not installing Debian packages: $$missing"; fi; \
+	fi
+
+# Main job: train the default `cnn` recipe on MNIST, evaluate, plot, predict a few images.
+demo: install
+	$(VENV)/bin/digitlab train --recipe cnn --run-dir runs/demo
+	$(VENV)/bin/digitlab evaluate runs/demo
+	$(VENV)/bin/digitlab data export-png mnist --split test --count 5 --out runs/demo/samples
+	$(VENV)/bin/digitlab predict runs/demo runs/demo/samples
+
+# The whole fast suite.
+test: install system-deps
+	$(PY) -m pytest
+
+# Every slow accuracy / load run as well (long).
+test-slow: install system-deps
+	$(PY) -m pytest -m slow
+
+# The slow runs CI checks: the tutorials' accuracies for tf-softmax and keras-mlp.
+test-ci-slow: install system-deps
+	$(PY) -m pytest -m slow -k "tf_softmax or keras_mlp"
+
+bench: install
+	$(PY) -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""digitlab.data"""

@@ -1,0 +1,8 @@
+"""The one exception type digitlab raises for bad input, so callers and the CLI can catch it."""
+
+
+class DigitlabError(Exception):
+    """A problem with an input (a file, an argument, a checkpoint) that the user can fix.
+
+    The message names the input, says what is wrong and what to do about it.
+    """
