@@ -1,0 +1,97 @@
+"""evaluate_model / write_report / format_report, checked against a direct computation."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn import metrics as skm
+
+from digitlab.evaluation import evaluate_model, format_report, write_report
+
+CLASSES = [str(i) for i in range(10)]
+
+
+class _PixelModel(torch.nn.Module):
+    """Logits = a fixed random linear map of pixels; records the inputs it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.linear = torch.nn.Linear(28 * 28, 10)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(10, 28 * 28, generator=g))
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x)
+        return self.linear(x.flatten(1))
+
+
+@pytest.fixture
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, (250, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 250)
+    return x, y
+
+
+def test_evaluate_model_matches_direct_computation(data):
+    x, y = data
+    model = _PixelModel()
+    report = evaluate_model(model, x, y, CLASSES, batch_size=64, dataset="random")
+    # The model saw float32 (B, 1, 28, 28) = pixels / 255, in batches of at most 64.
+    assert all(t.dtype == torch.float32 and t.shape[1:] == (1, 28, 28) and len(t) <= 64 for t in model.seen)
+    assert float(torch.cat(model.seen).max()) <= 1.0
+
+    with torch.no_grad():
+        logits = model.linear(torch.from_numpy(x).float().div(255).flatten(1)).numpy()
+    pred = logits.argmax(1)
+    assert report["n"] == 250 and report["dataset"] == "random" and report["class_names"] == CLASSES
+    assert report["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert report["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=range(10)).tolist()
+    p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=range(10), zero_division=0)
+    for i, name in enumerate(CLASSES):
+        row = report["per_class"][name]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx((p[i], r[i], f[i], s[i]), abs=1e-5)
+    assert report["macro"]["f1"] == pytest.approx(
+        skm.f1_score(y, pred, labels=range(10), average="macro", zero_division=0), abs=1e-5
+    )
+    for k in (1, 3, 5):
+        assert report["top_k_accuracy"][str(k)] == pytest.approx(skm.top_k_accuracy_score(y, logits, k=k, labels=range(10)))
+
+    wrong = report["misclassified"]
+    assert sorted(m["index"] for m in wrong) == np.flatnonzero(pred != y).tolist()
+    conf = [m["confidence"] for m in wrong]
+    assert conf == sorted(conf, reverse=True)
+    first = wrong[0]
+    proba = torch.softmax(torch.from_numpy(logits[first["index"]]).double(), 0)
+    assert first["predicted"] == int(pred[first["index"]]) and first["true"] == int(y[first["index"]])
+    assert first["confidence"] == pytest.approx(float(proba.max()), rel=1e-5)
+
+
+def test_evaluate_model_restores_training_mode(data):
+    x, y = data
+    model = _PixelModel().train()
+    evaluate_model(model, x[:10], y[:10], CLASSES)
+    assert model.training
+
+
+def test_write_report_is_json_with_accuracy(tmp_path, data):
+    x, y = data
+    report = evaluate_model(_PixelModel(), x, y, CLASSES)
+    path = write_report(report, tmp_path / "run")
+    assert path == tmp_path / "run" / "report.json"
+    assert json.loads(path.read_text())["accuracy"] == report["accuracy"]
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]  # no temp file left behind
+
+
+def test_format_report_lists_every_class_and_summary(data):
+    x, y = data
+    report = evaluate_model(_PixelModel(), x, y, CLASSES, dataset="random")
+    table = format_report(report)
+    lines = table.splitlines()
+    for name in CLASSES:
+        assert any(line.split()[0] == name for line in lines if line.strip())
+    assert f"{report['accuracy']:.4f}" in table and "macro avg" in table and "top-5" in table
