@@ -1,0 +1,149 @@
+"""Request bodies of `POST /api/predict` -> the (28, 28) uint8 image a model is given.
+
+Three ways in:
+- an image file (multipart upload, or a raw `image/*` body): decoded, then preprocessed by
+  `digitlab.inference.preprocess_image`, the same code `digitlab predict` uses;
+- JSON `{"image": "<data URL or raw base64>"}`: the same, after base64 decoding;
+- JSON `{"pixels": [...]}`: 784 numbers or 28 rows of 28, taken as already in MNIST format
+  (bright ink on black, digit centred) and NOT preprocessed. Integers are 0..255; an array
+  with any non-integer number is read as 0..1 (override with `"scale": 255` or `"scale": 1`).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from digitlab.errors import DigitlabError
+from digitlab.inference import load_image, preprocess_image
+from digitlab.serving.errors import APIError
+
+SIDE = 28  # every model takes (N, 28, 28) uint8
+JSON_FIELDS = ("image", "pixels", "scale", "model", "top_k")
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a request asked for: exactly one of `image_bytes` and `pixels`."""
+
+    source: str  # "upload" | "base64" | "pixels"
+    image_bytes: bytes | None = None
+    pixels: np.ndarray | None = None  # uint8 (28, 28), MNIST format
+    model: str | None = None
+    top_k: int | None = None
+
+
+def parse_json(body: bytes) -> Payload:
+    """A JSON body -> Payload; raises APIError (400/422) naming what was wrong."""
+    try:
+        obj = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise APIError(400, "invalid_json", f"the body is not valid JSON ({exc}); send an object such as "
+                       '{"pixels": [...784 numbers...]} or {"image": "data:image/png;base64,..."}') from None
+    if not isinstance(obj, dict):
+        raise APIError(422, "invalid_json", "the JSON body must be an object with an \"image\" or \"pixels\" field")
+    unknown = sorted(set(obj) - set(JSON_FIELDS))
+    if unknown:
+        raise APIError(422, "unknown_field", f"unknown field(s) {unknown}; accepted fields: {list(JSON_FIELDS)}")
+    model = obj.get("model")
+    if model is not None and not isinstance(model, str):
+        raise APIError(422, "invalid_parameter", "\"model\" must be a string naming a served model (see GET /api/model)")
+    top_k = parse_top_k(obj.get("top_k"))
+    has_image, has_pixels = obj.get("image") is not None, obj.get("pixels") is not None
+    if has_image == has_pixels:
+        raise APIError(422, "missing_input", "send exactly one of \"image\" (base64 or data URL of a PNG/JPEG) "
+                       "and \"pixels\" (784 numbers or 28x28)")
+    if has_image:
+        if obj.get("scale") is not None:
+            raise APIError(422, "invalid_parameter", "\"scale\" applies to \"pixels\" only")
+        return Payload("base64", image_bytes=decode_base64(obj["image"]), model=model, top_k=top_k)
+    return Payload("pixels", pixels=parse_pixels(obj["pixels"], obj.get("scale")), model=model, top_k=top_k)
+
+
+def parse_top_k(value: Any) -> int | None:
+    """`top_k` from a JSON or form field: a positive integer, or None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise APIError(422, "invalid_parameter", f"top_k must be a positive integer, got {value!r}")
+    return value
+
+
+def decode_base64(value: Any) -> bytes:
+    """A data URL (`data:image/png;base64,...`) or raw base64 string -> the file's bytes."""
+    if not isinstance(value, str):
+        raise APIError(422, "invalid_base64", "\"image\" must be a string: a data URL or base64 of a PNG/JPEG file")
+    text = value.strip()
+    if text.startswith("data:"):
+        header, sep, text = text.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise APIError(422, "invalid_base64", "a data URL must look like data:image/png;base64,<data>")
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise APIError(422, "invalid_base64", "\"image\" is not valid base64; encode the file's bytes with "
+                       "standard base64 (A-Z a-z 0-9 + /, padded with =)") from None
+    if not data:
+        raise APIError(422, "invalid_base64", "\"image\" is empty; send the base64 of a PNG or JPEG file")
+    return data
+
+
+def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
+    """784 numbers or 28 rows of 28 -> uint8 (28, 28); integers 0..255 or floats 0..1."""
+    if scale not in (None, 1, 255):
+        raise APIError(422, "invalid_parameter", f"\"scale\" must be 255 (values 0..255) or 1 (values 0..1), got {scale!r}")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, OverflowError):
+        arr = None  # ragged rows
+    if arr is not None and arr.dtype == object and all(type(v) is int for v in arr.ravel()):
+        arr = np.clip(arr, -1, 256).astype(np.int64)  # integers too big for int64: out of range all the same
+    if arr is None or arr.dtype.kind not in "iuf":
+        raise APIError(422, "invalid_pixels", "\"pixels\" must be numbers only: 784 of them, or 28 rows of 28")
+    if arr.shape not in ((SIDE * SIDE,), (SIDE, SIDE)):
+        raise APIError(422, "invalid_shape", f"\"pixels\" has shape {list(arr.shape)}; send 784 numbers or 28 rows "
+                       "of 28 (row by row, top to bottom)")
+    if scale is None:
+        scale = 255 if arr.dtype.kind in "iu" else 1
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise APIError(422, "invalid_pixels", "\"pixels\" contains NaN or infinity; send finite numbers")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0 or hi > scale:
+        raise APIError(422, "pixels_out_of_range",
+                       f"\"pixels\" values run from {lo:g} to {hi:g} but must lie in 0..{scale} "
+                       + ("(integers 0..255)" if scale == 255 else "(floats 0..1; send integers for 0..255)"))
+    if scale == 255:
+        if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+            raise APIError(422, "invalid_pixels", "with \"scale\": 255 the pixels must be whole numbers 0..255")
+        out = arr.astype(np.uint8)
+    else:
+        out = np.rint(arr.astype(np.float64) * 255.0).astype(np.uint8)
+    return out.reshape(SIDE, SIDE)
+
+
+def image_to_model_input(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """An image file's bytes -> uint8 (28, 28) through the one MNIST preprocessing.
+
+    Raises APIError 422 for a file that is not an image, or whose header declares more than
+    `max_pixels` pixels (checked before decoding: decompression bombs).
+    """
+    try:
+        image = load_image(io.BytesIO(data), max_pixels=max_pixels)
+        return preprocess_image(image)
+    except Image.DecompressionBombError as exc:
+        raise APIError(422, "image_too_large", f"{exc}; send an image of at most {max_pixels} pixels") from None
+    except DigitlabError as exc:
+        code = "image_too_large" if "pixels" in str(exc) else "invalid_image"
+        raise APIError(422, code, str(exc)) from None
+    except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for a damaged file
+        raise APIError(422, "invalid_image", f"the upload could not be decoded as an image ({exc}); "
+                       "send a PNG or JPEG file") from None
