@@ -1,0 +1,97 @@
+"""Convolutional models: `lenet` (LeNet-5 style) and `cnn` (small, fast, BatchNorm)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from digitlab.errors import DigitlabError
+from digitlab.models.layers import Normalize, make_activation
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the 60,000 MNIST training images
+
+
+class LeNet(nn.Module):
+    """LeNet-5 style: conv5x5(6) -> pool -> conv5x5(16) -> pool -> 120 -> 84 -> logits (N, C)."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        activation: str = "relu",  # LeCun used a scaled tanh; ReLU trains faster
+        mean: float = MNIST_MEAN,
+        std: float = MNIST_STD,
+    ) -> None:
+        super().__init__()
+        self.config = {"activation": activation, "mean": mean, "std": std}
+        self.layers = nn.Sequential(
+            Normalize(mean, std),
+            nn.Conv2d(1, 6, 5, padding=2), make_activation(activation),  # (N, 6, 28, 28)
+            nn.MaxPool2d(2),  # (N, 6, 14, 14)
+            nn.Conv2d(6, 16, 5), make_activation(activation),  # (N, 16, 10, 10)
+            nn.MaxPool2d(2),  # (N, 16, 5, 5)
+            nn.Flatten(),  # (N, 400)
+            nn.Linear(16 * 5 * 5, 120), make_activation(activation),
+            nn.Linear(120, 84), make_activation(activation),
+            nn.Linear(84, num_classes),  # (N, C)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def _stage(c_in: int, c_out: int, blocks: int, activation: str) -> list[nn.Module]:
+    """`blocks` x (conv3x3 -> BatchNorm -> act), the last with a 2x2 max-pool after its conv.
+
+    Pooling before BatchNorm and the activation makes those (memory-bound, the bulk of CPU
+    time) run on a quarter of the pixels. Convs have no bias: BatchNorm's shift replaces it.
+    """
+    layers: list[nn.Module] = []
+    for b in range(blocks):
+        layers.append(nn.Conv2d(c_in if b == 0 else c_out, c_out, 3, padding=1, bias=False))
+        if b == blocks - 1:
+            layers.append(nn.MaxPool2d(2))
+        layers += [nn.BatchNorm2d(c_out), make_activation(activation)]
+    return layers
+
+
+class CNN(nn.Module):
+    """Small fast CNN: per stage `blocks` x (conv3x3-BN-act), halving resolution; a linear head.
+
+    With the default three stages the spatial size goes 28 -> 14 -> 7 -> 3 and the head sees
+    `channels[-1] * 3 * 3` features. Input (N, 1, 28, 28) in [0, 1]; output logits (N, C).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        *,
+        channels: Sequence[int] = (32, 64, 128),  # doubling width as resolution halves
+        blocks: int = 1,  # convs per stage; 2 for the `best` recipe
+        activation: str = "relu",
+        dropout: float = 0.0,  # before the head
+        mean: float = MNIST_MEAN,
+        std: float = MNIST_STD,
+    ) -> None:
+        super().__init__()
+        channels = [int(c) for c in channels]
+        if not channels or blocks < 1:
+            raise DigitlabError(f"cnn config channels={channels} blocks={blocks}: need >= 1 of each")
+        self.config = {"channels": channels, "blocks": int(blocks), "activation": activation,
+                       "dropout": dropout, "mean": mean, "std": std}
+        layers: list[nn.Module] = [Normalize(mean, std)]
+        size, c_in = 28, 1
+        for c_out in channels:
+            layers += _stage(c_in, c_out, blocks, activation)
+            c_in, size = c_out, size // 2
+        if size < 1:
+            raise DigitlabError(f"cnn config channels={channels}: too many stages for 28x28 input")
+        layers.append(nn.Flatten())  # (N, c * size * size)
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(c_in * size * size, num_classes))  # (N, C)
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
