@@ -1,1 +1,27 @@
-"""digitlab.inference"""
+"""digitlab.inference: the one image preprocessing, `Predictor` (torch or ONNX Runtime), ONNX export.
+
+torch and onnxruntime are imported only when a Predictor is loaded or a model exported.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from digitlab.inference.preprocess import MAX_IMAGE_PIXELS, load_image, preprocess_image
+
+if TYPE_CHECKING:
+    from digitlab.inference.onnx_export import export_onnx
+    from digitlab.inference.predictor import Predictor
+
+__all__ = ["MAX_IMAGE_PIXELS", "Predictor", "export_onnx", "load_image", "preprocess_image"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Predictor":
+        from digitlab.inference.predictor import Predictor
+
+        return Predictor
+    if name == "export_onnx":
+        from digitlab.inference.onnx_export import export_onnx
+
+        return export_onnx
+    raise AttributeError(f"module 'digitlab.inference' has no attribute {name!r}")

@@ -1,0 +1,167 @@
+"""preprocess_image / load_image against expectations computed independently of the code."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitlab.errors import DigitlabError
+from digitlab.inference import load_image, preprocess_image
+
+
+def _centre_of_mass(img: np.ndarray) -> tuple[float, float]:
+    m = img.astype(np.float64)
+    total = m.sum()
+    return float((m.sum(axis=1) * np.arange(m.shape[0])).sum() / total), float(
+        (m.sum(axis=0) * np.arange(m.shape[1])).sum() / total
+    )
+
+
+def _ink_box(img: np.ndarray) -> tuple[int, int]:
+    rows, cols = np.flatnonzero(img.any(axis=1)), np.flatnonzero(img.any(axis=0))
+    return rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+
+
+def _seven(size=(300, 200), ink=0, paper=255, mode="L") -> Image.Image:
+    """A '7' drawn with thick strokes near the top-left corner of a large canvas."""
+    img = Image.new(mode, size, paper)
+    ImageDraw.Draw(img).line([(30, 25), (110, 25), (60, 170)], fill=ink, width=14)
+    return img
+
+
+def _assert_mnist_like(out: np.ndarray) -> None:
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    cy, cx = _centre_of_mass(out)
+    assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
+    h, w = _ink_box(out)
+    assert max(h, w) <= 20 and max(h, w) >= 18  # fitted to the 20x20 box, longer side ~20
+    assert out.max() >= 200 and out[0].max() == 0 and out[:, 0].max() == 0  # bright ink, black paper
+
+
+def test_dark_on_white_off_centre_digit_is_inverted_fitted_and_centred():
+    img = _seven()
+    out = preprocess_image(img)
+    _assert_mnist_like(out)
+    h, w = _ink_box(out)
+    assert h == 20 and w < 20  # the 7 is taller than wide: height fills the box, aspect kept
+    # Aspect ratio kept: the drawn 7 spans ~94 x 159 px (stroke included), i.e. w/h ~0.59.
+    assert w / h == pytest.approx(94 / 159, abs=0.1)
+
+
+def test_light_on_dark_input_is_not_inverted():
+    a = preprocess_image(_seven())
+    b = preprocess_image(_seven(ink=255, paper=0))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_rgba_on_transparent_canvas_is_composited_on_white():
+    img = Image.new("RGBA", (200, 200), (0, 0, 0, 0))  # transparent black: naive greyscale is all black
+    ImageDraw.Draw(img).line([(30, 25), (110, 25), (60, 170)], fill=(0, 0, 0, 255), width=14)
+    out = preprocess_image(img)
+    _assert_mnist_like(out)
+    np.testing.assert_array_equal(out, preprocess_image(_seven(size=(200, 200))))
+
+
+def test_white_strokes_on_transparent_canvas_still_found():
+    img = Image.new("RGBA", (200, 200), (255, 255, 255, 0))
+    ImageDraw.Draw(img).line([(30, 25), (110, 25), (60, 170)], fill=(255, 255, 255, 255), width=14)
+    _assert_mnist_like(preprocess_image(img))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "I;16", "1"])
+def test_other_modes_match_greyscale(mode):
+    grey = _seven()
+    img = grey.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)
+    np.testing.assert_array_equal(preprocess_image(img), preprocess_image(grey))
+
+
+def test_arrays_in_other_dtypes_match_uint8():
+    grey = np.asarray(_seven())
+    want = preprocess_image(grey)
+    np.testing.assert_array_equal(preprocess_image(grey.astype(np.float32) / 255), want)
+    np.testing.assert_array_equal(preprocess_image(np.stack([grey] * 3, axis=-1)), want)
+    np.testing.assert_array_equal(preprocess_image(grey[None]), want)
+
+
+def test_faint_noise_and_a_far_speck_do_not_move_the_digit():
+    clean = np.asarray(_seven(), dtype=np.float64)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(clean + rng.normal(0, 6, clean.shape), 0, 255)
+    noisy[190:193, 280:283] = 0  # a dark speck in the far corner
+    a, b = preprocess_image(clean.astype(np.uint8)), preprocess_image(noisy.astype(np.uint8))
+    assert _ink_box(a) == _ink_box(b)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 8
+
+
+def test_mnist_images_pass_through_nearly_unchanged(mnist):
+    x = mnist.x_test[:500]
+    out = np.stack([preprocess_image(im) for im in x])
+    diff = np.abs(out.astype(int) - x.astype(int))
+    assert np.mean(diff.max(axis=(1, 2)) <= 2) > 0.95
+    assert diff.mean() < 1.0
+
+
+@pytest.mark.parametrize("image", [Image.new("L", (50, 50), 255), np.zeros((28, 28), np.uint8),
+                                   np.full((40, 30, 3), 128, np.uint8)])
+def test_blank_image_is_an_error(image):
+    with pytest.raises(DigitlabError, match="blank"):
+        preprocess_image(image, name="x.png")
+
+
+def test_blank_error_names_the_image():
+    with pytest.raises(DigitlabError, match="scan.png"):
+        preprocess_image(Image.new("L", (10, 10), 0), name="scan.png")
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_load_image_reads_file_and_bytes(tmp_path):
+    path = tmp_path / "seven.png"
+    path.write_bytes(_png(_seven()))
+    img = load_image(path)
+    assert img.size == (300, 200)
+    np.testing.assert_array_equal(np.asarray(load_image(path.read_bytes())), np.asarray(img))
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [(None, "no such file"), (b"", "empty"), (b"this is not an image at all", "not an image"),
+     ("truncated", "corrupt or truncated")],
+)
+def test_load_image_errors_name_the_file(tmp_path, content, match):
+    path = tmp_path / "bad.png"
+    if content == "truncated":
+        content = _png(_seven())[:300]
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DigitlabError, match=match) as info:
+        load_image(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_image_folder_is_an_error(tmp_path):
+    with pytest.raises(DigitlabError, match="folder"):
+        load_image(tmp_path)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    # A 1-bit 20000x20000 PNG compresses to a few kB but would decode to 400 million pixels.
+    path = tmp_path / "bomb.png"
+    Image.new("1", (20000, 20000), 0).save(path, optimize=True)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(DigitlabError, match="too large|pixels") as info:
+        load_image(path)
+    assert "bomb.png" in str(info.value)
+
+
+def test_explicit_pixel_limit(tmp_path):
+    path = tmp_path / "big.png"
+    _seven().save(path)
+    with pytest.raises(DigitlabError, match="60000 pixels"):
+        load_image(path, max_pixels=50_000)
