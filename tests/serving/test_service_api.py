@@ -180,7 +180,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers(digits, fas
 
 def reference_input(data: bytes) -> np.ndarray:
     """What the service must give the model for an image file: the one preprocessing, called here directly."""
-    return preprocess_image(load_image(io.BytesIO(data)))
+    return preprocess_image(load_image(data))
 
 
 def test_predict_png_upload_uses_the_one_preprocessing(client, digits):
@@ -350,3 +350,9 @@ def test_bad_content_type_and_multipart(client):
     broken = client.post("/api/predict", content=b"--xyz\r\nbroken",
                          headers={"content-type": "multipart/form-data; boundary=xyz"})
     assert 400 <= broken.status_code < 500 and "error" in broken.json()
+
+
+def test_blank_image(client, digits):
+    blank = png_bytes(np.zeros((100, 100), dtype=np.uint8))
+    assert_error(client.post("/api/predict", files={"file": ("blank.png", blank, "image/png")}), 422, "blank_image")
+    assert digits.batches == []

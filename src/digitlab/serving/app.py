@@ -27,13 +27,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError
+from digitlab.inference import MAX_IMAGE_PIXELS
 from digitlab.serving.batching import MicroBatcher
 from digitlab.serving.errors import APIError, error_response, install_error_handlers
 from digitlab.serving.payload import Payload, image_to_model_input, parse_json, parse_top_k
 
 STATIC_DIR = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a phone photo fits; anything bigger is refused unread
-MAX_IMAGE_PIXELS = 50_000_000  # a 48-megapixel phone photo fits; bigger headers are refused undecoded
 DEFAULT_TOP_K = 3
 CONFIG_ENV = "DIGITLAB_SERVE_CONFIG"  # create_app's arguments as JSON, for `--workers` > 1
 

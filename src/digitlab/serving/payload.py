@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from digitlab.errors import DigitlabError
 from digitlab.inference import load_image, preprocess_image
@@ -133,17 +130,18 @@ def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
 def image_to_model_input(data: bytes, *, max_pixels: int) -> np.ndarray:
     """An image file's bytes -> uint8 (28, 28) through the one MNIST preprocessing.
 
-    Raises APIError 422 for a file that is not an image, or whose header declares more than
-    `max_pixels` pixels (checked before decoding: decompression bombs).
+    Raises APIError 422 for a file that is not an image, a blank one, or one whose header
+    declares more than `max_pixels` pixels (`load_image` checks before decoding: decompression bombs).
     """
     try:
-        image = load_image(io.BytesIO(data), max_pixels=max_pixels)
-        return preprocess_image(image)
-    except Image.DecompressionBombError as exc:
-        raise APIError(422, "image_too_large", f"{exc}; send an image of at most {max_pixels} pixels") from None
+        image = load_image(data, name="uploaded image", max_pixels=max_pixels)
+        return preprocess_image(image, name="uploaded image")
     except DigitlabError as exc:
-        code = "image_too_large" if "pixels" in str(exc) else "invalid_image"
-        raise APIError(422, code, str(exc)) from None
-    except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for a damaged file
-        raise APIError(422, "invalid_image", f"the upload could not be decoded as an image ({exc}); "
-                       "send a PNG or JPEG file") from None
+        message = str(exc)
+        if "decompression-bomb" in message or "too large" in message:
+            code = "image_too_large"
+        elif "blank" in message:
+            code = "blank_image"
+        else:
+            code = "invalid_image"
+        raise APIError(422, code, message) from None

@@ -1,0 +1,41 @@
+"""`digitlab serve`: arguments, defaults in --help, model naming, errors before binding."""
+from __future__ import annotations
+
+import pytest
+
+from digitlab.cli import build_parser, main
+from digitlab.cli.serve import model_sources
+from digitlab.errors import DigitlabError
+
+
+def test_help_names_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    out = capsys.readouterr().out
+    for default in ("127.0.0.1", "8000", "default: 1", "10", "auto"):
+        assert default in out
+
+
+def test_defaults_bind_localhost():
+    args = build_parser().parse_args(["serve", "runs/x"])
+    assert (args.host, args.port, args.workers, args.threads) == ("127.0.0.1", 8000, 1, 1)
+
+
+def test_model_sources_names_and_order(tmp_path):
+    run = tmp_path / "mnist-cnn"
+    run.mkdir()
+    (run / "model.json").write_text("{}")
+    assert list(model_sources(str(run), [])) == ["mnist-cnn"]
+    assert list(model_sources(str(run / "model.json"), ["fashion=/x/y"])) == ["mnist-cnn", "fashion"]
+    assert model_sources(None, ["a=p", "b=q=r"]) == {"a": "p", "b": "q=r"}
+
+
+@pytest.mark.parametrize("pairs", [["nameonly"], ["=path"], ["a="], ["a=p", "a=q"]])
+def test_bad_model_pairs(pairs):
+    with pytest.raises(DigitlabError, match="NAME"):
+        model_sources(None, pairs)
+
+
+def test_no_model_is_an_error(capsys):
+    assert main(["serve"]) == 1
+    assert "no model to serve" in capsys.readouterr().err
