@@ -1,0 +1,110 @@
+"""Export a checkpoint to ONNX (dynamic batch axis) and check it against PyTorch."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab._io import atomic_write_bytes
+from digitlab.errors import DigitlabError
+
+ONNX_NAME = "model.onnx"
+OPSET = 17  # the lowest opset with LayerNormalization; ONNX Runtime >= 1.14 runs it
+INPUT_NAME = "input"  # float32 (N, 1, 28, 28) = pixels / 255
+OUTPUT_NAME = "logits"  # float32 (N, C)
+
+
+def weights_sha256(meta: dict[str, Any], run_dir: Path) -> str:
+    """SHA-256 of the checkpoint's weights: from `model.json`, or hashed from the file."""
+    sha = (meta.get("weights") or {}).get("sha256")
+    if sha:
+        return str(sha)
+    import hashlib
+
+    return hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest()
+
+
+def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The `metadata_props` of an ONNX file (digitlab stores the weights' SHA-256 there)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def export_onnx(
+    checkpoint_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    opset: int = OPSET,
+) -> Path:
+    """Write the checkpoint's model as ONNX (input float32 (N, 1, 28, 28), output logits (N, C)).
+
+    `out_path` defaults to `model.onnx` in the run directory. The batch axis is dynamic. The
+    file records the weights' SHA-256, class names and model name in its metadata, so a
+    stale export (weights retrained since) is detected. Written atomically.
+    """
+    import onnx
+    import torch
+
+    from digitlab.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint_path)
+    run_dir = Path(ckpt.run_dir)
+    out = Path(out_path) if out_path is not None else run_dir / ONNX_NAME
+    model = ckpt.model.eval()
+    example = torch.zeros(2, 1, 28, 28)  # (N, 1, 28, 28); 2 so no size-1 batch gets specialised
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript-exporter deprecation notices: not the user's business
+        try:
+            torch.onnx.export(
+                model,
+                (example,),
+                buf,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,  # the TorchScript exporter: one self-contained file, no onnxscript rewrite
+            )
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+            raise DigitlabError(
+                f"checkpoint {run_dir}: ONNX export of model {ckpt.meta['model']['name']!r} failed: {exc}"
+            ) from exc
+    proto = onnx.load_from_string(buf.getvalue())
+    meta = {
+        "digitlab.weights_sha256": weights_sha256(ckpt.meta, run_dir),
+        "digitlab.model": json.dumps(ckpt.meta["model"]),
+        "digitlab.class_names": json.dumps(list(ckpt.meta.get("class_names") or [])),
+        "digitlab.input": "float32 (N, 1, 28, 28) = pixels / 255",
+    }
+    for key, value in meta.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.checker.check_model(proto)
+    return atomic_write_bytes(out, proto.SerializeToString())
+
+
+def compare_onnx(
+    checkpoint_path: str | os.PathLike[str],
+    onnx_path: str | os.PathLike[str],
+    x_uint8: np.ndarray,
+) -> float:
+    """Max absolute difference between PyTorch's and ONNX Runtime's logits on images (N, 28, 28)."""
+    import onnxruntime as ort
+
+    from digitlab.checkpoints import load_checkpoint
+    from digitlab.evaluation.report import predict_logits
+
+    ckpt = load_checkpoint(checkpoint_path)
+    want = predict_logits(ckpt.model, x_uint8)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = (np.asarray(x_uint8, dtype=np.float32) / np.float32(255.0))[:, None]  # (N, 1, 28, 28)
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    return float(np.max(np.abs(got - want)))

@@ -1,0 +1,166 @@
+"""`Predictor`: a checkpoint ready for inference on uint8 (N, 28, 28) images, on PyTorch or ONNX Runtime."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.errors import DigitlabError
+from digitlab.inference.onnx_export import INPUT_NAME, ONNX_NAME, OUTPUT_NAME, export_onnx, onnx_metadata, weights_sha256
+
+BACKENDS = ("auto", "torch", "onnx")
+# "auto" prefers ONNX Runtime: measured faster than PyTorch on CPU for every registry model at
+# batch 1 and batch 1000 (docs/evaluation.md has the figures and the command).
+AUTO_PREFERS_ONNX = True
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class Predictor:
+    """Class probabilities for uint8 images (N, 28, 28), bright ink on black (`preprocess_image` output).
+
+    Build one with `Predictor.load(path, backend=...)`. Attributes: `class_names`, `model_id`
+    (model name + first 12 hex digits of the weights' SHA-256), `meta` (the `model.json`),
+    `backend` ("torch" or "onnx"), `run_dir`. Thread-safe for concurrent `predict_proba` calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: str,
+        meta: dict[str, Any],
+        run_dir: Path,
+        model: Any = None,
+        session: Any = None,
+        batch_size: int = 1024,
+    ) -> None:
+        self.backend = backend
+        self.meta = meta
+        self.run_dir = run_dir
+        self.batch_size = int(batch_size)
+        self.class_names: tuple[str, ...] = tuple(
+            str(c) for c in (meta.get("class_names") or range(int(meta.get("num_classes", 10))))
+        )
+        sha = weights_sha256(meta, run_dir)
+        self.model_id = f"{meta['model']['name']}-{sha[:12]}"
+        self._model = model
+        self._session = session
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        backend: str = "auto",
+        *,
+        batch_size: int = 1024,
+        num_threads: int | None = None,
+    ) -> Predictor:
+        """Load the checkpoint at `path` (run directory, `model.json` or `model.safetensors`).
+
+        backend: "torch"; "onnx" (ONNX Runtime on `model.onnx` in the run directory, exported
+        first if missing or made from other weights); "auto" (onnx when onnxruntime is installed
+        and the export works, else torch). `num_threads`: intra-op threads (default: the
+        library's own choice); for torch this sets the process-wide `torch.set_num_threads`.
+        """
+        from digitlab.checkpoints import load_checkpoint
+
+        if backend not in BACKENDS:
+            raise DigitlabError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
+        ckpt = load_checkpoint(path)
+        run_dir = Path(ckpt.run_dir)
+        if backend == "auto":
+            backend = "onnx" if AUTO_PREFERS_ONNX and _onnxruntime_available() else "torch"
+            if backend == "onnx":
+                try:
+                    session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
+                except (DigitlabError, OSError):
+                    backend = "torch"  # e.g. a read-only run directory without model.onnx
+                else:
+                    return cls(backend="onnx", meta=ckpt.meta, run_dir=run_dir, session=session,
+                               batch_size=batch_size)
+        if backend == "onnx":
+            if not _onnxruntime_available():
+                raise DigitlabError("backend 'onnx' needs onnxruntime; install digitlab[onnx] or use --backend torch")
+            session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
+            return cls(backend="onnx", meta=ckpt.meta, run_dir=run_dir, session=session, batch_size=batch_size)
+        if num_threads:
+            import torch
+
+            torch.set_num_threads(int(num_threads))
+        return cls(backend="torch", meta=ckpt.meta, run_dir=run_dir, model=ckpt.model, batch_size=batch_size)
+
+    def predict_logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits float32 (N, C) for uint8 images (N, 28, 28) (a single (28, 28) image counts as N=1)."""
+        x = np.asarray(x)
+        if x.ndim == 2:
+            x = x[None]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise ValueError(f"expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
+        out = [self._run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        if not out:
+            return np.zeros((0, len(self.class_names)), dtype=np.float32)
+        return np.concatenate(out)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities float32 (N, C) for uint8 images (N, 28, 28); rows sum to 1."""
+        return _softmax(self.predict_logits(x))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted class indices int64 (N,) for uint8 images (N, 28, 28)."""
+        return self.predict_logits(x).argmax(axis=1).astype(np.int64)
+
+    def top_k(self, proba: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
+        """Per row of probabilities (N, C): the k best (index, class name, probability), best first."""
+        k = max(1, min(int(k), proba.shape[1]))
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        return [[(int(i), self.class_names[i], float(row[i])) for i in idx] for idx, row in zip(order, proba)]
+
+    def _run(self, xb: np.ndarray) -> np.ndarray:
+        x = (xb.astype(np.float32) / np.float32(255.0))[:, None]  # (B, 1, 28, 28) in [0, 1]
+        if self._session is not None:
+            return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        import torch
+
+        with torch.inference_mode():
+            return self._model(torch.from_numpy(x)).float().numpy()
+
+    def __repr__(self) -> str:
+        return f"Predictor(model_id={self.model_id!r}, backend={self.backend!r}, classes={len(self.class_names)})"
+
+
+def _onnx_session(path: str | os.PathLike[str], meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> Any:
+    """An ONNX Runtime session on `run_dir/model.onnx`, (re-)exported when missing or stale."""
+    import onnxruntime as ort
+
+    onnx_path = run_dir / ONNX_NAME
+    sha = weights_sha256(meta, run_dir)
+    if not onnx_path.is_file() or onnx_metadata(onnx_path).get("digitlab.weights_sha256") != sha:
+        try:
+            export_onnx(path, onnx_path)
+        except OSError as exc:
+            raise DigitlabError(
+                f"{onnx_path}: cannot write the ONNX export ({exc}); run `digitlab export {run_dir} --onnx "
+                "--out PATH` somewhere writable, or use --backend torch"
+            ) from exc
+    options = ort.SessionOptions()
+    if num_threads:
+        options.intra_op_num_threads = int(num_threads)
+    try:
+        return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise DigitlabError(f"{onnx_path}: ONNX Runtime cannot load it ({exc}); delete it to re-export") from exc
+

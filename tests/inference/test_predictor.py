@@ -1,0 +1,76 @@
+"""Predictor and ONNX export: parity between PyTorch and ONNX Runtime on real MNIST images."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.checkpoints import load_checkpoint
+from digitlab.errors import DigitlabError
+from digitlab.inference import Predictor, export_onnx
+from digitlab.inference.onnx_export import compare_onnx, onnx_metadata
+
+
+def test_export_onnx_parity_and_dynamic_batch(cnn_run, mnist, tmp_path):
+    out = export_onnx(cnn_run, tmp_path / "m.onnx")
+    assert out.stat().st_size > 0
+    meta = load_checkpoint(cnn_run).meta
+    assert onnx_metadata(out)["digitlab.weights_sha256"] == meta["weights"]["sha256"]
+    for n in (1, 7, 300):  # batch axis is dynamic
+        assert compare_onnx(cnn_run, out, mnist.x_test[:n]) < 1e-4
+
+
+def test_torch_predictor_matches_the_model(cnn_run, mnist):
+    x = mnist.x_test[:50]
+    p = Predictor.load(cnn_run, backend="torch", batch_size=16)
+    model = load_checkpoint(cnn_run).model
+    with torch.no_grad():
+        want = torch.softmax(model(torch.from_numpy(x).float().div(255).unsqueeze(1)), dim=1).numpy()
+    proba = p.predict_proba(x)
+    assert proba.dtype == np.float32 and proba.shape == (50, 10)
+    np.testing.assert_allclose(proba, want, atol=1e-5)
+    np.testing.assert_array_equal(p.predict(x), want.argmax(1))
+    assert p.class_names == tuple(str(i) for i in range(10))
+    sha = load_checkpoint(cnn_run).meta["weights"]["sha256"]
+    assert p.model_id == f"cnn-{sha[:12]}" and p.meta["model"]["name"] == "cnn"
+
+
+def test_onnx_predictor_agrees_with_torch(cnn_run, mnist, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(cnn_run, run)
+    x = mnist.x_test[:200]
+    t = Predictor.load(run, backend="torch")
+    o = Predictor.load(run, backend="onnx")  # exports model.onnx on first use
+    assert o.backend == "onnx" and (run / "model.onnx").is_file()
+    np.testing.assert_allclose(o.predict_proba(x), t.predict_proba(x), atol=1e-5)
+    np.testing.assert_array_equal(o.predict(x), t.predict(x))
+    assert o.model_id == t.model_id
+    assert Predictor.load(run, backend="auto").backend == "onnx"
+
+
+def test_stale_onnx_export_is_replaced(cnn_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(cnn_run, run)
+    (run / "model.onnx").write_bytes(b"")  # placeholder so the export below is the only one
+    export_onnx(run)
+    meta_before = onnx_metadata(run / "model.onnx")
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.models import build_model
+
+    torch.manual_seed(1)  # "retrain": different weights in the same run directory
+    save_checkpoint(run, build_model("cnn"), {"dataset": "mnist"})
+    p = Predictor.load(run, backend="onnx")
+    after = onnx_metadata(run / "model.onnx")["digitlab.weights_sha256"]
+    assert after != meta_before["digitlab.weights_sha256"] and p.model_id.endswith(after[:12])
+
+
+def test_predictor_rejects_bad_input_and_backend(cnn_run):
+    p = Predictor.load(cnn_run, backend="torch")
+    assert p.predict_proba(np.zeros((28, 28), np.uint8)).shape == (1, 10)  # one image
+    with pytest.raises(ValueError, match="uint8"):
+        p.predict_proba(np.zeros((2, 28, 28), np.float32))
+    with pytest.raises(DigitlabError, match="backend"):
+        Predictor.load(cnn_run, backend="tensorflow")
+
