@@ -1,7 +1,13 @@
 """Fixtures of the service tests: a small deterministic predictor and a test client over it."""
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,3 +63,41 @@ def client(digits: LinearPredictor, fashion: LinearPredictor) -> Iterator[TestCl
     app = create_app({"digits": digits, "fashion": fashion}, max_body_bytes=MAX_BODY, max_image_pixels=MAX_PIXELS)
     with TestClient(app) as c:
         yield c
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server(trained_run: Path) -> Iterator[str]:
+    """`digitlab serve` as a real uvicorn process on a free loopback port, serving `trained_run`
+    as its default model and again as "second" (so the page shows its model picker)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "digitlab", "serve", str(trained_run), "--model", f"second={trained_run}",
+           "--host", "127.0.0.1", "--port", str(port), "--max-body-mb", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"digitlab serve exited with {proc.returncode}:\n{proc.stdout.read().decode()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("digitlab serve did not answer /healthz within 120 s")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

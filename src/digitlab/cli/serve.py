@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto",
                    help="Predictor backend: auto, torch or onnx (default: auto)")
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads per process (default: 1: batches are small, the event loop needs a core)")
+                   help="inference threads per process, torch or ONNX Runtime (default: 1: batches are small "
+                        "and the event loop needs the other core)")
     p.add_argument("--max-body-mb", type=float, default=10.0,
                    help="largest request body accepted, in MiB (default: 10)")
     p.add_argument("--access-log", action="store_true", help="log every request (default: off, it costs throughput)")
@@ -60,20 +61,20 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     models = model_sources(args.run, args.model)
-    options = {"max_body_bytes": int(args.max_body_mb * 1024 * 1024), "backend": args.backend}
+    options = {"max_body_bytes": int(args.max_body_mb * 1024 * 1024), "backend": args.backend,
+               "num_threads": args.threads}
     common = {"host": args.host, "port": args.port, "access_log": args.access_log, "log_level": "info"}
-    print(f"digitlab: serving {', '.join(models)} at http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    banner = f"digitlab: serving {', '.join(models)} at http://{args.host}:{args.port}/ (Ctrl-C to stop)"
     if args.workers > 1:
         from digitlab.serving.app import CONFIG_ENV
 
-        os.environ[CONFIG_ENV] = json.dumps({"models": models, "torch_threads": args.threads, **options})
+        os.environ[CONFIG_ENV] = json.dumps({"models": models, **options})
+        print(banner, flush=True)
         uvicorn.run("digitlab.serving.app:app_from_env", factory=True, workers=args.workers, **common)
         return 0
-    import torch
-
-    torch.set_num_threads(args.threads)
     from digitlab.serving import create_app
 
     app = create_app(models, **options)  # load before binding: a bad path fails here, not per request
+    print(banner, flush=True)
     uvicorn.run(app, **common)
     return 0

@@ -82,7 +82,8 @@ def _test_metrics(run_dir: Path | None) -> dict[str, Any] | None:
     return {k: v for k, v in report.items() if k != "misclassified"}
 
 
-def _load_models(models: Mapping[str, Any], *, backend: str, max_batch: int) -> dict[str, ServedModel]:
+def _load_models(models: Mapping[str, Any], *, backend: str, num_threads: int | None,
+                 max_batch: int) -> dict[str, ServedModel]:
     if not models:
         raise DigitlabError("no model to serve: give a run directory or --model NAME=PATH")
     served: dict[str, ServedModel] = {}
@@ -92,7 +93,7 @@ def _load_models(models: Mapping[str, Any], *, backend: str, max_batch: int) -> 
         if isinstance(source, (str, os.PathLike)):
             from digitlab.inference import Predictor  # torch is imported only when a path must be loaded
 
-            predictor = Predictor.load(source, backend=backend)
+            predictor = Predictor.load(source, backend=backend, num_threads=num_threads)
         else:
             predictor = source
         class_names = [str(c) for c in predictor.class_names]
@@ -187,14 +188,16 @@ def create_app(
     default_top_k: int = DEFAULT_TOP_K,
     max_batch: int = 64,
     backend: str = "auto",
+    num_threads: int | None = None,
 ) -> FastAPI:
     """The recognition service for `models` (name -> run dir / model file path, or a loaded Predictor).
 
     The first model is the default; a request picks another with `model`. `max_body_bytes` caps
     request bodies, `max_image_pixels` the declared size of an uploaded image, `max_batch` how many
-    waiting requests share one forward pass. Raises DigitlabError if a model cannot be loaded.
+    waiting requests share one forward pass; `backend` and `num_threads` go to `Predictor.load`
+    for models given as paths. Raises DigitlabError if a model cannot be loaded.
     """
-    served = _load_models(models, backend=backend, max_batch=max_batch)
+    served = _load_models(models, backend=backend, num_threads=num_threads, max_batch=max_batch)
     default_name = next(iter(served))
     model_list = {"default": default_name, "models": [m.info for m in served.values()]}
 
@@ -298,9 +301,4 @@ def create_app(
 def app_from_env() -> FastAPI:
     """`create_app` with arguments from $DIGITLAB_SERVE_CONFIG (JSON), for uvicorn's worker processes."""
     config = json.loads(os.environ[CONFIG_ENV])
-    threads = config.pop("torch_threads", None)
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
     return create_app(config.pop("models"), **config)
