@@ -1,6 +1,114 @@
-"""`digitlab predict`: (being written)."""
+"""`digitlab predict`: classify image files (PNG, JPEG, ...) and IDX image files with a trained model."""
+from __future__ import annotations
+
 import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this command to the parser."""
+    p = sub.add_parser(
+        "predict",
+        help="classify image files or IDX files with a trained model",
+        description="Classify PNG/JPEG/... images (each preprocessed the MNIST way: greyscale, inverted if "
+                    "dark-on-light, cropped, fitted to 20x20, centred in 28x28) and IDX image files (every "
+                    "28x28 image in them, used as is). Folders are searched recursively. A file that cannot "
+                    "be read gets an error on stderr; the others are still classified (exit code 1 if any failed).",
+    )
+    p.add_argument("run", metavar="RUN", help="run directory, model.json or model.safetensors")
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="image files, IDX image files or folders of them")
+    p.add_argument("--top-k", type=int, default=3, help="how many best classes to show per image (default: 3)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line per image: file, label, class_name, probability, "
+                        "probabilities, top_k, model_id (default: a text line per image)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="inference backend (default: auto: ONNX Runtime when installed, else PyTorch)")
+    p.add_argument("--batch-size", type=int, default=1024, help="images per forward pass (default: 1024)")
+    p.set_defaults(func=run)
+
+
+def _is_idx(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return "idx3" in name or name.endswith((".idx", "-ubyte"))
+
+
+def _expand(inputs: list[str]) -> Iterator[Path]:
+    """Files as given; folders -> their image and IDX files, recursively, sorted."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or _is_idx(p))
+            )
+        else:
+            yield path  # missing files are reported per file by load_image
+
+
+def _read(path: Path) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 (28, 28)) pairs of one input file; DigitlabError if unusable."""
+    import numpy as np
+
+    from digitlab.errors import DigitlabError
+    from digitlab.inference import load_image, preprocess_image
+
+    if _is_idx(path) and path.is_file():
+        from digitlab.data import read_idx
+
+        arr = read_idx(path)
+        if arr.ndim != 3 or arr.shape[1:] != (28, 28) or arr.dtype != np.uint8:
+            raise DigitlabError(f"{path}: IDX file holds {arr.dtype} {arr.shape}, not uint8 (N, 28, 28) images; "
+                                "give an images file (...-images-idx3-ubyte), not a labels file")
+        return [(f"{path}[{i}]", im) for i, im in enumerate(arr)]
+    return [(str(path), preprocess_image(load_image(path), name=str(path)))]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read every input, classify them in batches, print one line per image."""
+    import numpy as np
+
+    from digitlab.errors import DigitlabError
+    from digitlab.inference import Predictor
+
+    if args.top_k < 1:
+        raise DigitlabError(f"--top-k {args.top_k}: must be 1 or more")
+    files = list(_expand(args.inputs))
+    if not files:
+        raise DigitlabError(f"{' '.join(args.inputs)}: no image or IDX files found; give files or folders holding them")
+    predictor = Predictor.load(args.run, backend=args.backend, batch_size=args.batch_size)
+    names: list[str] = []
+    images = []
+    failed = 0
+    for path in files:
+        try:
+            for name, image in _read(path):
+                names.append(name)
+                images.append(image)
+        except DigitlabError as exc:
+            failed += 1
+            print(f"digitlab: error: {exc}", file=sys.stderr)
+    proba = predictor.predict_proba(np.stack(images)) if images else np.zeros((0, len(predictor.class_names)))
+    for name, row, best in zip(names, proba, predictor.top_k(proba, args.top_k)):
+        label, class_name, p = best[0]
+        if args.json:
+            print(json.dumps({
+                "file": name, "label": label, "class_name": class_name, "probability": p,
+                "probabilities": [float(v) for v in row],
+                "top_k": [{"label": i, "class_name": c, "probability": q} for i, c, q in best],
+                "model_id": predictor.model_id,
+            }))
+        else:
+            others = ", ".join(f"{c} {q:.1%}" for _, c, q in best)
+            print(f"{name}: {class_name}  ({others})")
+    if failed:
+        print(f"digitlab: {failed} of {len(files)} input files failed; {len(names)} images classified", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,78 @@
+"""`digitlab predict` and `digitlab export` end to end, in process."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.cli import main
+from digitlab.data import write_idx
+from digitlab.inference import Predictor, load_image, preprocess_image
+
+
+@pytest.fixture
+def inputs(tmp_path, mnist):
+    """A folder of 3 dark-on-white PNGs of MNIST test digits, plus a corrupt and a blank file."""
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(255 - mnist.x_test[i]).resize((56, 56)).save(folder / f"d{i}.png")
+    (folder / "notes.txt").write_text("not an image, and not picked up from a folder")
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n but then garbage")
+    blank = tmp_path / "blank.jpg"
+    Image.new("RGB", (64, 64), "white").save(blank)
+    return folder, corrupt, blank
+
+
+def test_predict_good_corrupt_and_folder(cnn_run, inputs, capsys):
+    folder, corrupt, blank = inputs
+    rc = main(["predict", str(cnn_run), str(folder / "d0.png"), str(corrupt), str(folder), str(blank),
+               "--json", "--top-k", "2", "--backend", "torch"])
+    out, err = capsys.readouterr()
+    assert rc == 1  # some inputs failed...
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["file"] for r in rows] == [str(folder / f"d{i}.png") for i in (0, 0, 1, 2)]  # ...the rest predicted
+    assert str(corrupt) in err and str(blank) in err and "blank" in err and "notes.txt" not in err
+
+    # The numbers are the Predictor's on the preprocessed image.
+    want = Predictor.load(cnn_run, backend="torch").predict_proba(preprocess_image(load_image(folder / "d1.png")))[0]
+    row = rows[2]
+    np.testing.assert_allclose(row["probabilities"], want, atol=1e-6)
+    assert row["label"] == int(want.argmax()) and row["class_name"] == str(int(want.argmax()))
+    assert [t["label"] for t in row["top_k"]] == list(np.argsort(-want)[:2])
+    assert row["probability"] == pytest.approx(float(want.max()), abs=1e-6)
+
+
+def test_predict_text_output_and_idx_file(cnn_run, mnist, tmp_path, capsys):
+    idx = write_idx(tmp_path / "few-images-idx3-ubyte", mnist.x_test[:4])
+    assert main(["predict", str(cnn_run), str(idx), "--backend", "torch"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"{idx}[{i}]" for i in range(4)]
+    labels = Predictor.load(cnn_run, backend="torch").predict(mnist.x_test[:4])  # IDX images are used as is
+    assert [line.split(": ")[1].split()[0] for line in lines] == [str(v) for v in labels]
+
+
+def test_predict_nothing_found_is_an_error(cnn_run, tmp_path, capsys):
+    assert main(["predict", str(cnn_run), str(tmp_path), "--backend", "torch"]) == 1
+    assert "no image or IDX files" in capsys.readouterr().err
+
+
+def test_export_writes_onnx_and_reports_parity(cnn_run, mnist_dir, tmp_path, capsys):
+    out = tmp_path / "exported.onnx"
+    assert main(["export", str(cnn_run), "--onnx", "--out", str(out), "--data-dir", str(mnist_dir),
+                 "--check-images", "64"]) == 0
+    text = capsys.readouterr().out
+    assert out.stat().st_size > 0
+    diff = float(text.split("test images: ")[1].split()[0])
+    assert diff < 1e-4
+
+
+def test_export_dry_run_leaves_run_untouched(cnn_run, mnist_dir, capsys):
+    before = sorted(p.name for p in cnn_run.iterdir())
+    assert main(["export", str(cnn_run), "--onnx", "--dry-run", "--data-dir", str(mnist_dir),
+                 "--check-images", "8"]) == 0
+    assert "dry run" in capsys.readouterr().out
+    assert sorted(p.name for p in cnn_run.iterdir()) == before
