@@ -165,3 +165,13 @@ def test_explicit_pixel_limit(tmp_path):
     _seven().save(path)
     with pytest.raises(DigitlabError, match="60000 pixels"):
         load_image(path, max_pixels=50_000)
+
+
+def test_oversized_file_is_refused_without_reading_it(tmp_path, monkeypatch):
+    from digitlab.inference import preprocess
+
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png(_seven()))
+    monkeypatch.setattr(preprocess, "MAX_FILE_BYTES", 100)
+    with pytest.raises(DigitlabError, match="huge.png: file is"):
+        load_image(path)

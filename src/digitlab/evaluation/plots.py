@@ -216,7 +216,8 @@ def plot_training_curves(records: Sequence[dict[str, Any]], path: str | os.PathL
         ax = fig.add_subplot(1, 2, col + 1)
         keys = [k for k in series if pick(k)]
         for key in keys:
-            style = "--" if key.lower().startswith(("val", "valid")) else "-"
+            k = key.lower()
+            style = "--" if k.startswith(("val", "valid")) else ":" if k.startswith("test") else "-"
             ax.plot(epochs, series[key], style, marker="o", markersize=3, label=key)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -21,6 +21,7 @@ SIZE = 28  # output side, as MNIST
 BOX = 20  # the digit is fitted into BOX x BOX, as MNIST
 CENTRE = 14.0  # MNIST's centre of mass in pixel-index coordinates (mean 14.0 over the test set)
 MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard: ~ a 7000 x 5700 photo; a digit needs far less
+MAX_FILE_BYTES = 64 * 1024 * 1024  # files are read whole; no digit picture needs more
 WORK_SIDE = 512  # larger inputs are first shrunk (area average) to this side: output is 20 px anyway
 MIN_CONTRAST = 10.0  # ink must stand out from the paper by this much (0-255 scale), else "blank"
 CORE_TRIM = 0.01  # mass fraction trimmed from each side to find the digit's core before growing it
@@ -37,8 +38,8 @@ def load_image(
     """Open and fully decode an image file (path, bytes or binary file object), EXIF-rotated.
 
     Raises DigitlabError naming the file when it is missing, empty, unreadable, not an image,
-    truncated, or larger than `max_pixels` (checked from the header, before decoding, so a
-    decompression bomb costs nothing). Multi-frame images (GIF, TIFF) give their first frame.
+    truncated, bigger than MAX_FILE_BYTES, or larger than `max_pixels` (checked from the header,
+    before decoding, so a decompression bomb costs nothing). Multi-frame images (GIF, TIFF) give their first frame.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "uploaded image")
     if isinstance(source, (str, os.PathLike)):
@@ -48,6 +49,12 @@ def load_image(
         if path.is_dir():
             raise DigitlabError(f"{label}: is a folder, not an image file")
         try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise DigitlabError(
+                    f"{label}: file is {size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB "
+                    "allowed for an image of a digit; shrink or crop it"
+                )
             data = path.read_bytes()
         except OSError as exc:
             raise DigitlabError(f"{label}: cannot be read ({exc.strerror or exc}); check its permissions") from exc
