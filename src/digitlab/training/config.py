@@ -1,0 +1,109 @@
+"""`TrainConfig`: every knob of a training run, typed, with the reason for each default."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from digitlab.errors import DigitlabError
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """One training run. JSON-able (`to_dict` / `from_dict`); stored in model.json and train_state.json."""
+
+    # data
+    dataset: str = "mnist"  # a registry name or a folder of four IDX files
+    data_dir: str | None = None  # explicit folder; None lets digitlab.data search its sources
+    validation_size: int = 5000  # the first 5,000 training images, as TensorFlow 1's input_data did
+    train_size: int | None = None  # keep only the first N remaining training images (tests, smoke runs)
+    # model
+    model: str = "cnn"  # the fast default; see digitlab.models.MODELS
+    model_config: dict[str, Any] = field(default_factory=dict)  # keyword arguments of build_model
+    # optimisation
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many steps, even mid-epoch (the TF tutorials count steps)
+    batch_size: int = 128  # global batch; split evenly across DDP ranks
+    drop_last: bool = False  # keep every image of the epoch, as the tutorials do
+    optimizer: str = "sgd"  # one of OPTIMIZERS
+    lr: float = 0.01  # peak learning rate for "onecycle"
+    momentum: float = 0.9  # SGD momentum; the usual value
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW: the paper's values
+    rho: float = 0.9  # RMSprop's decay (Keras' default; torch's `alpha` is 0.99) and Adadelta's
+    eps: float = 1e-8  # Adam's paper value; Keras' RMSprop uses 1e-7
+    weight_decay: float = 0.0  # applied to weights only, never to biases or BatchNorm parameters
+    label_smoothing: float = 0.0
+    # learning-rate schedule, evaluated per step
+    schedule: str = "constant"  # one of SCHEDULES
+    step_size: int = 1  # "step": epochs between decays (pytorch/examples: every epoch)
+    gamma: float = 0.7  # "step": decay factor (pytorch/examples' value)
+    min_lr: float = 0.0  # "cosine": final learning rate
+    warmup_steps: int = 0  # "constant"/"cosine": linear warm-up from 0 over this many steps
+    pct_start: float = 0.25  # "onecycle": fraction of steps spent rising to `lr`
+    div_factor: float = 25.0  # "onecycle": start at lr / div_factor (torch's OneCycleLR default)
+    final_div_factor: float = 1e4  # "onecycle": end at start / final_div_factor (torch's default)
+    # augmentation: one random affine warp per image, batched on the device
+    augment: bool = False  # off for the tutorials' recipes, which had none
+    aug_shift: float = 2.0  # max shift in pixels; MNIST digits sit within ~4 px of centre
+    aug_rotate: float = 10.0  # max rotation in degrees; beyond ~15 a 6 starts to look like a 9
+    aug_scale: float = 0.1  # max relative zoom in or out
+    # evaluation and stopping
+    patience: int | None = None  # early stopping: epochs without val_loss improving; None = off
+    track_test: bool = False  # also measure test accuracy while training (time-to-accuracy only)
+    eval_every_steps: int | None = None  # also evaluate every N steps (time-to-accuracy benchmarks)
+    eval_batch_size: int = 1000  # evaluation has no gradients, so larger batches are cheap
+    # reproducibility and hardware
+    seed: int = 0
+    device: str = "auto"  # "auto": CUDA, then Apple MPS, then CPU; or e.g. "cpu", "cuda:1"
+    precision: str = "auto"  # "auto": bf16 autocast on CUDA when supported (else fp16), fp32 elsewhere
+    channels_last: bool = True  # 1.5-2x faster convolutions on CPU (oneDNN) and tensor cores
+    compile: bool = False  # torch.compile: its start-up cost does not pay off on short CPU runs
+    threads: int | None = None  # torch.set_num_threads; None keeps torch's default (all cores)
+    progress_every: int = 10  # steps between progress callbacks (each one syncs the device)
+    save_every_epoch: bool = True  # checkpoint + resume state at each epoch end, so a kill loses <= 1 epoch
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        self.model_config = dict(self.model_config)
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r}: use one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"schedule={self.schedule!r}: use one of {', '.join(SCHEDULES)}"),
+            (self.precision in PRECISIONS, f"precision={self.precision!r}: use one of {', '.join(PRECISIONS)}"),
+            (self.epochs >= 1, f"epochs={self.epochs}: train for at least 1 epoch"),
+            (self.max_steps is None or self.max_steps >= 1, f"max_steps={self.max_steps}: use 1 or more, or None"),
+            (self.batch_size >= 1, f"batch_size={self.batch_size}: use 1 or more"),
+            (self.lr > 0, f"lr={self.lr}: the learning rate must be positive"),
+            (self.validation_size >= 0, f"validation_size={self.validation_size}: use 0 or more"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing}: use a value in [0, 1)"),
+            (0 < self.pct_start < 1, f"pct_start={self.pct_start}: use a value in (0, 1)"),
+            (self.patience is None or self.patience >= 1, f"patience={self.patience}: use 1 or more, or None"),
+            (self.eval_every_steps is None or self.eval_every_steps >= 1,
+             f"eval_every_steps={self.eval_every_steps}: use 1 or more, or None"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise DigitlabError(f"training config: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every field."""
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """The config `to_dict` wrote; unknown keys are an error naming them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DigitlabError(f"training config: unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes` applied (and validated)."""
+        return dataclasses.replace(self, **changes)

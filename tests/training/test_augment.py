@@ -1,0 +1,72 @@
+"""Augmentation: identity at zero, shifts move the centre of mass, rotations match rot90."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from digitlab.training import affine, random_affine
+
+
+def _digit(n: int = 4) -> torch.Tensor:
+    """Random blobs kept away from the border, (n, 1, 28, 28) in [0, 1]."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 8:20, 9:19] = torch.rand(n, 1, 12, 10, generator=g)
+    return x
+
+
+def _centre_of_mass(img: np.ndarray) -> tuple[float, float]:
+    """(row, col) centre of mass, computed with plain numpy."""
+    rows, cols = np.indices(img.shape)
+    total = img.sum()
+    return float((rows * img).sum() / total), float((cols * img).sum() / total)
+
+
+def test_zero_transform_is_identity() -> None:
+    x = _digit()
+    n = x.shape[0]
+    out = affine(x, angle=torch.zeros(n), scale=torch.ones(n), shift=torch.zeros(n, 2))
+    torch.testing.assert_close(out, x, atol=1e-6, rtol=0)
+    g = torch.Generator().manual_seed(1)
+    torch.testing.assert_close(random_affine(x, g, max_shift=0, max_rotation=0, max_scale=0), x, atol=1e-6, rtol=0)
+
+
+def test_shift_moves_centre_of_mass() -> None:
+    x = _digit(3)
+    shift = torch.tensor([[3.0, -2.0], [-4.0, 1.0], [1.5, 2.5]])  # (dx, dy) pixels
+    out = affine(x, angle=torch.zeros(3), scale=torch.ones(3), shift=shift)
+    for i in range(3):
+        r0, c0 = _centre_of_mass(x[i, 0].numpy())
+        r1, c1 = _centre_of_mass(out[i, 0].numpy())
+        assert abs((c1 - c0) - shift[i, 0].item()) < 1e-3
+        assert abs((r1 - r0) - shift[i, 1].item()) < 1e-3
+    # an integer shift is exactly a roll (the blob stays inside)
+    torch.testing.assert_close(out[0], torch.roll(x[0], shifts=(-2, 3), dims=(1, 2)), atol=1e-5, rtol=0)
+
+
+def test_rotation_by_90_degrees_is_rot90() -> None:
+    x = _digit(2)
+    out = affine(x, angle=torch.full((2,), 90.0), scale=torch.ones(2), shift=torch.zeros(2, 2))
+    # +90 degrees with y pointing down turns clockwise on screen: torch.rot90 with k=-1
+    torch.testing.assert_close(out, torch.rot90(x, k=-1, dims=(2, 3)), atol=1e-5, rtol=0)
+
+
+def test_scale_zooms_about_the_centre() -> None:
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 12:16, 12:16] = 1.0  # a centred 4x4 square
+    out = affine(x, angle=torch.zeros(1), scale=torch.full((1,), 2.0), shift=torch.zeros(1, 2))
+    assert abs(out.sum().item() - 4 * x.sum().item()) < 1e-3  # area grows by scale^2
+    r, c = _centre_of_mass(out[0, 0].numpy())
+    assert abs(r - 13.5) < 1e-4 and abs(c - 13.5) < 1e-4
+
+
+def test_random_affine_is_seeded_and_bounded() -> None:
+    x = _digit(8)
+    a = random_affine(x, torch.Generator().manual_seed(5), max_shift=2, max_rotation=10, max_scale=0.1)
+    b = random_affine(x, torch.Generator().manual_seed(5), max_shift=2, max_rotation=10, max_scale=0.1)
+    assert torch.equal(a, b) and not torch.equal(a, x)
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1 + 1e-6
+    for i in range(8):  # centre of mass moves by at most shift + what rotation/zoom of the blob adds
+        r0, c0 = _centre_of_mass(x[i, 0].numpy())
+        r1, c1 = _centre_of_mass(a[i, 0].numpy())
+        assert abs(r1 - r0) < 3.5 and abs(c1 - c0) < 3.5
