@@ -39,3 +39,9 @@ def test_bad_model_pairs(pairs):
 def test_no_model_is_an_error(capsys):
     assert main(["serve"]) == 1
     assert "no model to serve" in capsys.readouterr().err
+
+
+def test_bad_model_path_fails_before_serving(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "missing"), "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "missing" in err and "digitlab: error:" in err

@@ -45,6 +45,7 @@ function canvasPoint(event) {
 
 function startStroke(event) {
   if (event.button !== undefined && event.button > 0) return; // left button, touch or pen tip only
+  if (drawing) return; // one stroke at a time: a second finger does not draw
   event.preventDefault();
   pad.setPointerCapture(event.pointerId);
   if (lastPhoto) { lastPhoto = null; photoEl.hidden = true; }
