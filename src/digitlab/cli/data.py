@@ -179,7 +179,8 @@ def export_png(x, y, out_dir: Path, *, split: str, start: int = 0) -> list[Path]
     for k in range(len(x)):
         path = out_dir / f"{split}-{start + k:05d}-label-{int(y[k])}.png"
         with atomic_open(path) as fh:
-            Image.fromarray(np.ascontiguousarray(x[k], dtype=np.uint8))  # 2-D uint8 -> mode "L".save(fh, format="PNG")
+            image = Image.fromarray(np.ascontiguousarray(x[k], dtype=np.uint8))  # 2-D uint8: mode "L"
+            image.save(fh, format="PNG")
         paths.append(path)
     return paths
 
