@@ -55,13 +55,17 @@ def throughput(
     """Images per second of `predict` on batches of `x` (N, ...), batch after batch.
 
     `predict` takes one batch and returns its outputs (anything; for CUDA the timer
-    synchronises). Runs `warmup_batches` untimed (their time is `warmup_seconds`, which
-    holds a compile when there is one), then whole passes over `x` until `min_seconds`.
+    synchronises). First, untimed, `warmup_batches` rounds of one batch of each distinct
+    size (a partial last batch may need its own compiled graph); their time is
+    `warmup_seconds`, which holds a compile when there is one. Then whole passes over `x`
+    until `min_seconds`.
     """
     batches = [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
+    shapes = list({len(b): b for b in batches}.values())  # one batch per distinct size
     t0 = time.perf_counter()
-    for b in (batches * warmup_batches)[:warmup_batches]:
-        predict(b)
+    for _ in range(warmup_batches):
+        for b in shapes:
+            predict(b)
     cuda_sync(device)
     warmup = time.perf_counter() - t0
     images, t0 = 0, time.perf_counter()

@@ -209,7 +209,55 @@ def _digitlab_run(spec: SideSpec, recipe: str, eval_every_images: int, overrides
     }
     if inference:
         out["inference"] = _predictor_throughput(spec, run_dir, ds.x_test, ds.y_test)
+        if device.type != "cpu":  # Predictor runs on the CPU; also time the model where it trained
+            out["inference"][f"torch-{device.type}-{_precision(config, device)}"] = device_inference(
+                result.model, ds.x_test[: spec.inference_images], spec.inference_batch_sizes, device,
+                precision=_precision(config, device), compile_model=config.compile,
+                min_seconds=spec.inference_min_seconds)
     out["peak_rss_mib"] = measure.peak_rss_mib()
+    return out
+
+
+def _precision(config: Any, device: Any) -> str:
+    """The precision the loop trains in: "auto" is bf16 on CUDA, fp32 elsewhere."""
+    import torch
+
+    if config.precision != "auto":
+        return config.precision
+    return "bf16" if torch.device(device).type == "cuda" else "fp32"
+
+
+def device_inference(model: Any, x_uint8: np.ndarray, batch_sizes: tuple[int, ...], device: Any, *,
+                     precision: str = "fp32", compile_model: bool = False, min_seconds: float = 1.0
+                     ) -> dict[str, Any]:
+    """Images/s of `model` on `device` with the images already resident there (uint8 (N, 28, 28)).
+
+    bf16/fp16 run under autocast; `compile_model` wraps it in `torch.compile`, and the first
+    batches' time (the compilation) is `compile_seconds`, kept out of the rate. The device
+    is synchronised around every timer (`measure.throughput`).
+    """
+    import contextlib
+
+    import torch
+
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    net = torch.compile(model) if compile_model else model
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    x = torch.from_numpy(np.ascontiguousarray(x_uint8)).to(dev)  # (N, 28, 28) uint8 on the device
+
+    @torch.inference_mode()
+    def predict(xb: torch.Tensor) -> torch.Tensor:
+        ctx = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with ctx:
+            logits = net(xb.unsqueeze(1).float() / 255.0)  # (B, C)
+        return logits.float().softmax(1)
+
+    out: dict[str, Any] = {"precision": precision, "compiled": compile_model}
+    for b in batch_sizes:
+        res = measure.throughput(predict, x, b, device=dev, min_seconds=min_seconds)
+        out[str(b)] = res
+        out.setdefault("compile_seconds", res["warmup_seconds"] if compile_model else None)
     return out
 
 

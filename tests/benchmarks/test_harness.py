@@ -157,3 +157,27 @@ def test_quick_run_writes_json_and_markdown(mnist_dir: Path, tmp_path: Path) -> 
     assert "| measure | digitlab | baseline | digitlab / baseline |" in md
     for t in results["targets"]:
         assert f"| {t['target']} |" in md and f"**{t['verdict']}**" in md
+
+
+def test_throughput_counts_whole_passes_and_warms_every_batch_size() -> None:
+    seen: list[int] = []
+    x = np.zeros((10, 28, 28), np.uint8)
+    res = measure.throughput(lambda b: seen.append(len(b)), x, 4, min_seconds=0.0, warmup_batches=1)
+    assert seen[:2] == [4, 2]  # warm-up: one full batch and the partial last one
+    assert seen[2:] == [4, 4, 2]  # then one whole pass (min_seconds=0)
+    assert res["images"] == 10 and res["images_per_second"] > 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_device_inference_path_runs_on_cpu(precision: str) -> None:
+    """The GPU inference path (data resident on the device, autocast, synchronised timers)
+    exercised with device='cpu': it must return probabilities for the right number of images."""
+    from benchmarks.sides import device_inference
+    from digitlab.models import build_model
+
+    model = build_model("cnn")
+    x = np.random.default_rng(0).integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    out = device_inference(model, x, (16,), "cpu", precision=precision, min_seconds=0.0)
+    assert out["precision"] == precision and out["compile_seconds"] is None
+    assert out["16"]["images"] == 40 and out["16"]["batch_size"] == 16
+    assert measure.peak_cuda_mib("cpu") is None
