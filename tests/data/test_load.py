@@ -187,3 +187,11 @@ def test_fashion_mnist_from_the_system_location_then_cache():
     raw = gzip.decompress((SYSTEM_FASHION / "t10k-labels-idx1-ubyte.gz").read_bytes())
     np.testing.assert_array_equal(ds.y_test, np.frombuffer(raw, np.uint8, offset=8))
     assert load("fashion-mnist").source.startswith("cache ")
+
+
+def test_missing_explicit_folder_warns_then_uses_the_cache(mnist_dir, tmp_path, caplog):
+    cache = fetch("mnist", data_dir=mnist_dir)
+    with caplog.at_level(logging.WARNING, "digitlab.data"):
+        ds = load("mnist", data_dir=tmp_path / "typo")
+    assert ds.source == f"cache {cache}"
+    assert any("typo: no such folder" in r.getMessage() for r in caplog.records)

@@ -98,3 +98,18 @@ def test_offline_skips_http_mirrors(tiny, tiny_spec, server):
     with pytest.raises(DigitlabError, match=r"skipped \(DIGITLAB_OFFLINE=1\)"):
         load("tiny", mirrors=[server.url("good")])
     assert not server.requests
+
+
+def test_files_combine_across_sources(tiny, tiny_spec, tmp_path, caplog):
+    """A partial explicit folder and a partial folder mirror together supply all four files."""
+    full = tiny.write(tmp_path / "full")
+    part_dir, mirror = tmp_path / "part", tmp_path / "mirror"
+    part_dir.mkdir()
+    mirror.mkdir()
+    for i, name in enumerate(sorted(p.name for p in full.iterdir())):
+        (full / name).rename((part_dir if i % 2 else mirror) / name)
+    with caplog.at_level(logging.WARNING, "digitlab.data"):
+        ds = load("tiny", data_dir=part_dir, mirrors=[str(tmp_path / "missing"), str(mirror)])
+    assert set(ds.origins.values()) == {f"folder {part_dir}", f"mirror {mirror}"}
+    assert ds.sha256 == tiny.digests
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # absent files are no fault

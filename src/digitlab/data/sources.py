@@ -136,6 +136,10 @@ def find_in_folder(folder: Path, f: FileSpec) -> Path | None:
     return None
 
 
+class NotPresent(DigitlabError):
+    """A source simply does not have the file (not an error worth a warning)."""
+
+
 def _from_folder(spec: DatasetSpec, role: str, folder: Path, kind: str, names: Sequence[str] | None = None,
                  label: str | None = None) -> Found:
     f = spec.files[role]
@@ -145,7 +149,7 @@ def _from_folder(spec: DatasetSpec, role: str, folder: Path, kind: str, names: S
             path = folder / n
             break
     if path is None:
-        raise DigitlabError("not present")
+        raise NotPresent(f"no {spec.files[role].stem}[.gz] in {folder}")
     return verify(spec, role, read_bytes(path), name=str(path), origin=f"{kind} {label or folder}")
 
 
@@ -329,6 +333,9 @@ def obtain(
             return
         with ThreadPoolExecutor(max_workers=len(todo)) as pool:  # hashlib and zlib release the GIL
             results = list(pool.map(one, todo))
+        if record and len(todo) == len(ROLES) and all(isinstance(r, NotPresent) for _, r in results):
+            tried.add(source, "*", "none of the four files present")
+            return
         for role, res in results:
             if isinstance(res, Found):
                 found[role] = res
@@ -336,12 +343,14 @@ def obtain(
                     _write_cache(spec, res)
             elif record:
                 reason = str(res)
-                tried.add(source, role, reason)
-                if reason != "not present":
+                tried.add(source, role, "not present" if isinstance(res, NotPresent) else reason)
+                if not isinstance(res, NotPresent):
                     log.warning("%s: %s; trying the next source", source, reason)
 
     # 1. explicit folder
     if data_dir is not None:
+        if not Path(data_dir).is_dir():
+            log.warning("folder %s: no such folder; trying the other sources", data_dir)
         try_local(f"folder {data_dir}", "folder", Path(data_dir), cache_explicit and registered)
     if not registered:
         if missing():
@@ -382,6 +391,9 @@ def obtain(
                 try:
                     res = _from_mirror(spec, role, mirror, timeout=timeout, retries=retries,
                                        progress=progress, session=session)
+                except NotPresent as exc:  # a folder mirror without this file: no fault, try its others
+                    tried.add(source, role, str(exc))
+                    continue
                 except DigitlabError as exc:
                     # Skip the whole mirror at its first failure: one warning, no waiting on it per file.
                     tried.add(source, "*" if _is_url(mirror) and _unreachable(str(exc)) else role, str(exc))
