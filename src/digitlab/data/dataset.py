@@ -52,11 +52,10 @@ def _resolve(name: str | os.PathLike[str] | None, data_dir: str | os.PathLike[st
     key = os.fspath(name)
     if key in DATASETS:
         return get_spec(key), folder, True
-    if Path(key).expanduser().is_dir():
-        p = Path(key).expanduser()
-        return folder_spec(p), p, False
-    get_spec(key)  # raises the "unknown dataset" error
-    raise AssertionError("unreachable")
+    path = Path(key).expanduser()
+    if path.is_dir():
+        return folder_spec(path), path, False
+    return get_spec(key), folder, True  # neither registered nor a folder: raises the "unknown dataset" error
 
 
 def _recognise(found: Mapping[str, sources.Found]) -> DatasetSpec | None:
@@ -78,8 +77,8 @@ def _assemble(spec: DatasetSpec, found: Mapping[str, sources.Found], registered:
                 f"{lab.origin}). The files belong to different datasets or one is damaged: replace them."
             )
     name, class_names = spec.name, spec.class_names
+    known = None if registered else _recognise(found)
     if not registered:
-        known = _recognise(found)
         if known is not None:
             name, class_names = known.name, known.class_names
         else:
@@ -101,7 +100,7 @@ def _assemble(spec: DatasetSpec, found: Mapping[str, sources.Found], registered:
         class_names=tuple(class_names),
         source=" + ".join(distinct),
         sha256={r: found[r].sha256 for r in ROLES},
-        verified=all(found[r].matched_reference for r in ROLES) or (not registered and _recognise(found) is not None),
+        verified=known is not None or all(found[r].matched_reference for r in ROLES),
         origins=origins,
     )
 
