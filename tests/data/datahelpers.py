@@ -103,9 +103,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
 
-    def _send(self, body: bytes, ctype: str = "application/octet-stream", length: int | None = None) -> None:
+    def _send(self, body: bytes, ctype: str = "application/octet-stream", length: int | None = None,
+              encoding: str | None = None) -> None:
         self.send_response(200)
         self.send_header("Content-Type", ctype)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(body) if length is None else length))
         self.end_headers()
         self.wfile.write(body)
@@ -127,6 +130,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(gzip.compress(good, compresslevel=9, mtime=0))
         elif mode == "recompressed":  # same content, different gzip bytes (level, mtime, name)
             self._send(gzip.compress(good, compresslevel=1, mtime=1234567890))
+        elif mode == "encoded":  # the .gz served with Content-Encoding: gzip: clients see the raw IDX
+            self._send(gzip.compress(good, mtime=0), encoding="gzip")
         elif mode == "html":
             self._send(b"<!DOCTYPE html><html><body>Service unavailable</body></html>", "text/html")
         elif mode == "htmlbinary":  # an error page mislabelled as binary

@@ -113,3 +113,17 @@ def test_files_combine_across_sources(tiny, tiny_spec, tmp_path, caplog):
     assert set(ds.origins.values()) == {f"folder {part_dir}", f"mirror {mirror}"}
     assert ds.sha256 == tiny.digests
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # absent files are no fault
+
+
+def test_content_encoding_gzip_is_accepted(tiny, tiny_spec, server):
+    """Some servers label the .gz as Content-Encoding: gzip; the client then sees raw IDX bytes."""
+    fetch("tiny", mirrors=[server.url("encoded")], offline=False)
+    assert load("tiny").sha256 == tiny.digests
+
+
+def test_progress_bar_for_large_files(tiny, tiny_spec, server, monkeypatch, capsys):
+    from digitlab.data import sources
+
+    monkeypatch.setattr(sources, "PROGRESS_MIN_BYTES", 1)
+    fetch("tiny", mirrors=[server.url("good")], offline=False, progress=True)
+    assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err

@@ -217,7 +217,8 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] |
                             fh.write(chunk)
                             got += len(chunk)
                             bar.update(len(chunk))
-                    if total and got != total:
+                    # With a Content-Encoding, requests decodes and Content-Length counts the encoded bytes.
+                    if total and got != total and not r.headers.get("Content-Encoding"):
                         raise DigitlabError(f"{url}: truncated body, {got} of {total} bytes")
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 why = _short(exc)
