@@ -24,6 +24,30 @@ _DEFAULT_THREADS = torch.get_num_threads()
 PHASES = ("data", "augment", "forward", "loss", "backward", "optimizer")
 
 
+def macs_per_image(model: torch.nn.Module) -> int:
+    """Multiply-accumulates of one (1, 1, 28, 28) forward pass through conv and linear layers."""
+    total = 0
+
+    def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv2d):
+            k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+            total += output.numel() * k
+        elif isinstance(module, torch.nn.Linear):
+            total += module.in_features * module.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return total
+
+
 def _timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, Any]:
     measure.cuda_sync(device)
     t0 = time.perf_counter()
@@ -96,7 +120,8 @@ def profile_config(config: Any, x_uint8: Any, y: Any, *, steps: int = 30, warmup
     measure.cuda_sync(device)
     seconds = time.perf_counter() - t0
     return {"batch_size": b, "ms_per_step": ms, "ms_sum": sum(ms.values()),
-            "images_per_second": steps * b / seconds, "threads": torch.get_num_threads()}
+            "images_per_second": steps * b / seconds, "threads": torch.get_num_threads(),
+            "macs_per_image": macs_per_image(build_model(config.model, **config.model_config))}
 
 
 def profile_reference(x_uint8: Any, y: Any, *, device: str = "cpu", steps: int = 30, warmup: int = 5
@@ -130,7 +155,8 @@ def profile_reference(x_uint8: Any, y: Any, *, device: str = "cpu", steps: int =
     seconds = time.perf_counter() - t_start
     ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
     return {"batch_size": b, "ms_per_step": ms, "ms_sum": sum(ms.values()),
-            "images_per_second_synced": steps * b / seconds, "threads": torch.get_num_threads()}
+            "images_per_second_synced": steps * b / seconds, "threads": torch.get_num_threads(),
+            "macs_per_image": macs_per_image(Net())}
 
 
 def _parse(items: list[str]) -> dict[str, Any]:

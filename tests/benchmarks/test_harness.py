@@ -181,3 +181,12 @@ def test_device_inference_path_runs_on_cpu(precision: str) -> None:
     assert out["precision"] == precision and out["compile_seconds"] is None
     assert out["16"]["images"] == 40 and out["16"]["batch_size"] == 16
     assert measure.peak_cuda_mib("cpu") is None
+
+
+def test_macs_per_image_matches_hand_count() -> None:
+    from benchmarks.profile_step import macs_per_image
+    from benchmarks.reference_cnn import Net
+
+    conv1 = 26 * 26 * 32 * (3 * 3 * 1)
+    conv2 = 24 * 24 * 64 * (3 * 3 * 32)
+    assert macs_per_image(Net()) == conv1 + conv2 + 9216 * 128 + 128 * 10
