@@ -74,3 +74,19 @@ def test_predictor_rejects_bad_input_and_backend(cnn_run):
     with pytest.raises(DigitlabError, match="backend"):
         Predictor.load(cnn_run, backend="tensorflow")
 
+
+
+def test_auto_falls_back_to_torch_when_onnx_cannot_be_written(cnn_run, tmp_path, monkeypatch):
+    from digitlab.inference import predictor as predictor_module
+
+    run = tmp_path / "run"
+    shutil.copytree(cnn_run, run)
+    (run / "model.onnx").unlink(missing_ok=True)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(run / "model.onnx"))
+
+    monkeypatch.setattr(predictor_module, "export_onnx", read_only)
+    assert Predictor.load(run, backend="auto").backend == "torch"
+    with pytest.raises(DigitlabError, match="cannot write the ONNX export"):
+        Predictor.load(run, backend="onnx")

@@ -87,8 +87,8 @@ class Predictor:
             if backend == "onnx":
                 try:
                     session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
-                except (DigitlabError, OSError):
-                    backend = "torch"  # e.g. a read-only run directory without model.onnx
+                except (DigitlabError, OSError, ImportError):
+                    backend = "torch"  # e.g. a read-only run directory without model.onnx, or no `onnx`
                 else:
                     return cls(backend="onnx", meta=ckpt.meta, run_dir=run_dir, session=session,
                                batch_size=batch_size)
