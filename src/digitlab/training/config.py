@@ -63,7 +63,8 @@ class TrainConfig:
     precision: str = "auto"  # "auto": bf16 autocast on CUDA when supported (else fp16), fp32 elsewhere
     channels_last: bool = True  # 1.5-2x faster convolutions on CPU (oneDNN) and tensor cores
     compile: bool = False  # torch.compile: its start-up cost does not pay off on short CPU runs
-    threads: int | None = None  # torch.set_num_threads; None keeps torch's default (all cores)
+    threads: int | None = None  # torch.set_num_threads while training; None: torch's default (all cores).
+    # On a CPU shared with other busy processes 1 can be ~5x faster: idle OpenMP threads spin.
     progress_every: int = 10  # steps between progress callbacks (each one syncs the device)
     save_every_epoch: bool = True  # checkpoint + resume state at each epoch end, so a kill loses <= 1 epoch
 

@@ -194,6 +194,7 @@ def train(
     from digitlab.data import iterate_batches, load, split_validation
 
     dd = _init_distributed()
+    threads = torch.get_num_threads()
     try:
         if config.threads:
             torch.set_num_threads(config.threads)
@@ -209,6 +210,7 @@ def train(
         return _train(config, dataset, run_path, resume, callback, dd, device,
                       iterate_batches, split_validation)
     finally:
+        torch.set_num_threads(threads)  # the setting is process-wide: leave it as found
         if dd.owns_group and dist.is_initialized():
             dist.destroy_process_group()
 
