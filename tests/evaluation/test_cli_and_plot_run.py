@@ -49,3 +49,19 @@ def test_plot_cli_loads_dataset_named_in_model_json(softmax_run, mnist_dir, caps
     assert main(["plot", str(softmax_run), "--data-dir", str(mnist_dir)]) == 0
     written = capsys.readouterr().out.split()
     assert str(softmax_run / "predictions.png") in written and "training_curves.png" not in " ".join(written)
+
+
+def test_plot_run_uses_a_given_report_and_ignores_a_partial_one(softmax_run, mnist, monkeypatch):
+    from digitlab.evaluation import plots
+
+    ckpt = load_checkpoint(softmax_run)
+    full = evaluate_model(ckpt.model, mnist.x_test, mnist.y_test, ckpt.meta["class_names"])
+    seen = []
+    real = plots.plot_confusion_matrix
+    monkeypatch.setattr(plots, "plot_confusion_matrix", lambda cm, names, path: seen.append(cm) or real(cm, names, path))
+    fake = dict(full, confusion_matrix=(np.eye(10, dtype=int) * 1000).tolist())  # recognisably not recomputed
+    plot_run(softmax_run, mnist, report=fake)
+    partial = evaluate_model(ckpt.model, mnist.x_test[:100], mnist.y_test[:100], ckpt.meta["class_names"])
+    plot_run(softmax_run, mnist, report=partial)
+    assert seen[0].tolist() == fake["confusion_matrix"]
+    assert seen[1].tolist() == full["confusion_matrix"]  # the 100-image report was not used

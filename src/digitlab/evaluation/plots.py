@@ -243,8 +243,8 @@ def plot_run(
 
     `dataset`: a loaded `digitlab.data` Dataset, a dataset name, or None for the one named in
     `model.json` (loaded from `data_dir` if given). `report`: an `evaluate_model` report of this
-    model on that dataset's test split; when given, the confusion matrix and mistakes come from
-    it instead of a fresh pass over the test set.
+    model on that dataset's whole test split; when given, the confusion matrix and mistakes come
+    from it instead of a fresh pass over the test set (a report of another size is ignored).
     """
     from digitlab.checkpoints import load_checkpoint
     from digitlab.evaluation.report import predict_logits, report_from_logits
@@ -261,13 +261,12 @@ def plot_run(
         dataset = load(name, data_dir=data_dir)
     x, y = dataset.x_test, dataset.y_test
 
-    if report is None:
+    if report is None or report.get("n") != len(y) or len(report.get("confusion_matrix", [])) != len(class_names):
+        # No report, or one of another split or subset: its indices would point at other images.
         logits = predict_logits(ckpt.model, x, batch_size=batch_size)
         report = report_from_logits(logits, y, class_names, dataset=getattr(dataset, "name", None))
         grid_pred = logits[:25].argmax(axis=1)
     else:
-        if report.get("n") != len(y):
-            raise ValueError(f"report covers {report.get('n')} samples but the test split has {len(y)}")
         grid_pred = predict_logits(ckpt.model, x[:25], batch_size=batch_size).argmax(axis=1)
 
     paths = [
