@@ -1,0 +1,69 @@
+"""Recipes: every one is a valid config; slow tests check each reaches its tutorial's accuracy."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.errors import DigitlabError
+from digitlab.models import build_model
+from digitlab.training import RECIPES, get_recipe, recipe_config, train
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_recipe_builds(name: str) -> None:
+    recipe = get_recipe(name)
+    config = recipe.config
+    model = build_model(config.model, **config.model_config)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert 0.8 <= recipe.expected_accuracy < 1
+
+
+def test_tutorial_recipes_are_the_tutorials() -> None:
+    tf = recipe_config("tf-softmax")
+    assert (tf.model, tf.model_config["init"], tf.optimizer, tf.momentum, tf.lr, tf.batch_size, tf.max_steps) == \
+        ("softmax", "zeros", "sgd", 0.0, 0.5, 100, 1000)
+    keras = recipe_config("keras-mlp")
+    assert (keras.optimizer, keras.lr, keras.rho, keras.eps, keras.batch_size, keras.epochs) == \
+        ("rmsprop", 1e-3, 0.9, 1e-7, 128, 5)
+    fashion = recipe_config("fashion-softmax")
+    assert (fashion.dataset, fashion.model_config["init_std"], fashion.lr, fashion.batch_size) == \
+        ("fashion-mnist", 0.01, 0.1, 200)
+    for name in ("tf-softmax", "tf-logistic", "tf-softmax-25", "keras-mlp", "fashion-softmax"):
+        cfg = recipe_config(name)
+        assert (cfg.model_config["mean"], cfg.model_config["std"]) == (0.0, 1.0)  # plain [0, 1] inputs
+        assert not cfg.augment and cfg.schedule == "constant"
+
+
+def test_unknown_recipe() -> None:
+    with pytest.raises(DigitlabError, match="recipe 'fast'.*cnn"):
+        get_recipe("fast")
+
+
+def _test_accuracy(model: torch.nn.Module, ds) -> float:
+    x = torch.from_numpy(ds.x_test).float().div(255).unsqueeze(1)  # (N, 1, 28, 28) pixels / 255
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + 1000]).argmax(1) for i in range(0, len(x), 1000)])
+    return float(np.mean(pred.numpy() == ds.y_test))
+
+
+def _dataset(name: str, mnist):
+    if name == "mnist":
+        return mnist
+    from digitlab.data import load
+
+    try:
+        return load(name)
+    except DigitlabError as exc:
+        pytest.skip(f"{name} not available: {exc}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n.replace("-", "_") for n in RECIPES])
+def test_recipe_accuracy(name: str, mnist, tmp_path) -> None:
+    """Train the recipe as `digitlab train --recipe` would and check its test accuracy."""
+    recipe = get_recipe(name.replace("_", "-"))
+    ds = _dataset(recipe.config.dataset, mnist)
+    result = train(recipe.config, ds, run_dir=tmp_path)
+    accuracy = _test_accuracy(result.model, ds)
+    assert accuracy >= recipe.expected_accuracy, f"{recipe.name}: {accuracy:.4f} < {recipe.expected_accuracy}"
