@@ -45,3 +45,29 @@ def test_bad_model_path_fails_before_serving(tmp_path, capsys):
     assert main(["serve", str(tmp_path / "missing"), "--port", "1"]) == 1
     err = capsys.readouterr().err
     assert "missing" in err and "digitlab: error:" in err
+
+
+def test_workers_listen_with_tcp_nodelay(monkeypatch):
+    """Multi-process mode sets TCP_NODELAY on the listening socket (else keep-alive answers wait ~40 ms)."""
+    import socket
+
+    import uvicorn
+    import uvicorn.supervisors
+
+    from digitlab.cli.serve import _run_workers
+
+    seen: dict[str, int] = {}
+
+    class Recorder:
+        def __init__(self, config, sockets):
+            seen["nodelay"] = sockets[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            seen["port"] = sockets[0].getsockname()[1]
+            sockets[0].close()
+
+        def run(self):
+            seen["ran"] = 1
+
+    monkeypatch.setattr(uvicorn.supervisors, "Multiprocess", Recorder)
+    _run_workers(uvicorn.Config("digitlab.serving.app:app_from_env", factory=True, workers=2,
+                                host="127.0.0.1", port=0))
+    assert seen["nodelay"] == 1 and seen["ran"] == 1

@@ -5,8 +5,12 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digitlab.errors import DigitlabError
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
         os.environ[CONFIG_ENV] = json.dumps({"models": models, **options})
         print(banner, flush=True)
-        uvicorn.run("digitlab.serving.app:app_from_env", factory=True, workers=args.workers, **common)
+        _run_workers(uvicorn.Config("digitlab.serving.app:app_from_env", factory=True, workers=args.workers,
+                                    **common))
         return 0
     from digitlab.serving import create_app
 
@@ -78,3 +83,20 @@ def run(args: argparse.Namespace) -> int:
     print(banner, flush=True)
     uvicorn.run(app, **common)
     return 0
+
+
+def _run_workers(config: uvicorn.Config) -> None:
+    """uvicorn's multi-process mode (as `uvicorn.run`), with TCP_NODELAY on the shared listening socket.
+
+    uvicorn binds that socket with protocol 0, so asyncio does not set TCP_NODELAY on the
+    connections it accepts (it checks for IPPROTO_TCP); Linux copies the option from the
+    listening socket instead. Without it every keep-alive answer, written as headers then body,
+    waits ~40 ms for the client's delayed ACK (Nagle's algorithm): measured 44 ms p50 vs 7 ms.
+    """
+    import socket
+
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    Multiprocess(config, sockets=[sock]).run()
