@@ -1,6 +1,201 @@
-"""`digitlab train`: (being written)."""
+"""`digitlab train`: train a recipe, save the checkpoint, evaluate on the test set, plot, verify reload."""
+from __future__ import annotations
+
 import argparse
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this command to the parser."""
+    p = sub.add_parser(
+        "train",
+        help="train a model from a named recipe; saves, evaluates and plots the run",
+        description="Train a recipe (see --list-recipes), print one line per epoch, then save the "
+                    "checkpoint, evaluate it on the test set (report.json + plots) and reload it to "
+                    "check the saved model gives the same accuracy. Under torchrun it trains with "
+                    "DistributedDataParallel.",
+    )
+    p.add_argument("--recipe", default="cnn", help="named preset (default: cnn)")
+    p.add_argument("--list-recipes", action="store_true", help="list the recipes and exit (default: off)")
+    p.add_argument("--dataset", default=None, help="dataset name or IDX folder (default: the recipe's, mnist for most)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the dataset's IDX files (default: $DIGITLAB_DATA_DIR, then the data layer's search)")
+    p.add_argument("--model", default=None,
+                   help="model from the registry: softmax, mlp, lenet, cnn (default: the recipe's; "
+                        "another model starts from its own default config)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, e.g. cnn: 6)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: the recipe's, "
+                                                               "tf-softmax: 1000, others none)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's, e.g. cnn: 256)")
+    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate (default: the recipe's, e.g. cnn: 0.2)")
+    p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw", "rmsprop", "adadelta"],
+                   help="optimiser (default: the recipe's, e.g. cnn: sgd)")
+    p.add_argument("--schedule", default=None, choices=["constant", "step", "cosine", "onecycle"],
+                   help="learning-rate schedule (default: the recipe's, e.g. cnn: onecycle)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 0)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--compile", action="store_true", help="use torch.compile (default: off)")
+    p.add_argument("--run-dir", default=None, help="output folder (default: runs/<recipe>-<YYYYmmdd-HHMMSS>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue --run-dir from its last complete epoch with its saved config (default: off)")
+    p.add_argument("--track-test", action="store_true",
+                   help="also measure test accuracy every epoch, for time-to-accuracy (default: off)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="one batch end to end, including save, evaluation and reload (default: off)")
+    p.add_argument("--no-plots", action="store_true", help="skip the plots (default: draw them)")
+    p.set_defaults(func=run)
+
+
+def _list_recipes() -> int:
+    from digitlab.training import RECIPES
+
+    width = max(len(n) for n in RECIPES)
+    for r in RECIPES.values():
+        print(f"{r.name:<{width}}  {r.summary}\n{'':<{width}}  reproduces: {r.reproduces}; "
+              f"expected test accuracy >= {r.expected_accuracy:.1%}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The TrainConfig from the recipe and the command-line overrides (or the saved one with --resume)."""
+    from digitlab.errors import DigitlabError
+    from digitlab.training import TrainConfig, recipe_config
+    from digitlab.training.state import STATE_JSON
+
+    if args.resume:
+        if not args.run_dir:
+            raise DigitlabError("--resume needs --run-dir: the run directory to continue")
+        import json
+
+        state = Path(args.run_dir) / STATE_JSON
+        if not state.is_file():
+            raise DigitlabError(f"--resume: {state} not found; no epoch of that run finished. "
+                                "Start it again without --resume.")
+        config = TrainConfig.from_dict(json.loads(state.read_text())["config"])
+        overrides = {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir)) if v is not None}
+        return config.replace(**overrides, compile=args.compile or config.compile)
+    overrides = {
+        "dataset": args.dataset, "data_dir": args.data_dir, "epochs": args.epochs,
+        "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
+        "optimizer": args.optimizer, "schedule": args.schedule, "seed": args.seed, "device": args.device,
+    }
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.model is not None:
+        overrides.update(model=args.model, model_config={})
+    if args.track_test:
+        overrides["track_test"] = True
+    if args.compile:
+        overrides["compile"] = True
+    return recipe_config(args.recipe, **overrides)
+
+
+class _Progress:
+    """Draws one tqdm bar per epoch with live loss/accuracy, and the tutorial-style epoch line."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.bar: Any = None
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "epoch_start":
+            self.bar = self._tqdm(total=event["steps"], desc=f"epoch {event['epoch']}/{event['epochs']}",
+                                  unit="step", leave=False, dynamic_ncols=True)
+        elif kind == "step" and self.bar is not None:
+            self.bar.update(event["batch"] - self.bar.n)
+            self.bar.set_postfix(loss=f"{event['loss']:.4f}", acc=f"{event['accuracy']:.4f}", refresh=False)
+        elif kind == "eval":
+            m = event["metrics"]
+            self._tqdm.write(f"  step {m['step']}: val acc {m.get('val_accuracy', float('nan')):.4f}"
+                             + (f", test acc {m['test_accuracy']:.4f}" if "test_accuracy" in m else ""))
+        elif kind == "epoch_end":
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            self._tqdm.write(format_epoch(event["metrics"], event["epochs"]))
+
+
+def format_epoch(m: dict[str, Any], epochs: int) -> str:
+    """One log line per epoch, like the tutorials print."""
+    line = (f"Epoch {m['epoch']:>3}/{epochs}  train loss {m['train_loss']:.4f} acc {m['train_accuracy']:.4f}")
+    if "val_loss" in m:
+        line += f"  val loss {m['val_loss']:.4f} acc {m['val_accuracy']:.4f}"
+    if "test_accuracy" in m:
+        line += f"  test acc {m['test_accuracy']:.4f}"
+    return line + f"  lr {m['lr']:.4g}  {m['elapsed']:.1f}s"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, save, evaluate, plot, reload and re-evaluate."""
+    import os
+
+    if args.list_recipes:
+        return _list_recipes()
+    from digitlab.data import load
+    from digitlab.models import build_model
+    from digitlab.training import train
+
+    config = _config(args)
+    rank = int(os.environ.get("RANK", "0"))
+    with contextlib.ExitStack() as stack:
+        if args.dry_run:
+            config = config.replace(epochs=1, max_steps=1, train_size=config.batch_size,
+                                    validation_size=min(config.validation_size, 500), save_every_epoch=False)
+            run_dir = Path(args.run_dir) if args.run_dir else Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="digitlab-dry-run-")))
+        else:
+            run_dir = Path(args.run_dir) if args.run_dir else Path(
+                "runs") / f"{args.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
+        ds = load(config.dataset, data_dir=config.data_dir)
+        if rank == 0:
+            n_params = sum(p.numel() for p in build_model(config.model, num_classes=len(ds.class_names),
+                                                          **config.model_config).parameters())
+            print(f"recipe {args.recipe}{' (resumed)' if args.resume else ''}: {config.model} "
+                  f"({n_params:,} parameters) on {ds.name} from {ds.source}")
+            print(f"run directory {run_dir}")
+        started = time.perf_counter()
+        result = train(config, ds, run_dir=run_dir, resume=args.resume,
+                       callback=_Progress() if rank == 0 else None)
+        if rank != 0:
+            return 0
+        print(f"trained {result.steps} steps in {result.metrics.get('elapsed', 0.0):.1f}s "
+              f"(wall {time.perf_counter() - started:.1f}s)"
+              + (", stopped early" if result.stopped_early else ""))
+        return _finish(result, ds, run_dir, plots=not (args.no_plots or args.dry_run),
+                       limit=1000 if args.dry_run else None)
+
+
+def _finish(result: Any, ds: Any, run_dir: Path, *, plots: bool, limit: int | None) -> int:
+    """Save, evaluate on the test set, write report.json and plots, reload and re-evaluate."""
+    import sys
+
+    from digitlab.checkpoints import load_checkpoint, save_checkpoint
+    from digitlab.evaluation import evaluate_model, write_report
+
+    x_test, y_test = ds.x_test[:limit], ds.y_test[:limit]
+    report = evaluate_model(result.model, x_test, y_test, ds.class_names, dataset=ds.name)
+    metrics = {**result.metrics, "test_accuracy": report["accuracy"]}
+    path = save_checkpoint(run_dir, result.model, {"class_names": list(ds.class_names), "dataset": ds.name,
+                                                   "training": result.config.to_dict(), "metrics": metrics})
+    print(f"saved {path} and {path.with_name('model.safetensors').name}")
+    report_path = write_report(report, run_dir)
+    print(f"test accuracy {report['accuracy']:.4f} on {report['n']} images  -> {report_path}")
+    if plots:
+        from digitlab.evaluation.plots import plot_run
+
+        for png in plot_run(run_dir, dataset=ds, report=report):
+            print(f"plot {png}")
+    reloaded = load_checkpoint(run_dir)
+    again = evaluate_model(reloaded.model, x_test, y_test, ds.class_names, dataset=ds.name)
+    print(f"reloaded checkpoint: test accuracy {again['accuracy']:.4f} (after training {report['accuracy']:.4f})")
+    if again["accuracy"] != report["accuracy"]:
+        print("digitlab: error: the reloaded checkpoint does not reproduce the trained model's accuracy",
+              file=sys.stderr)
+        return 1
+    return 0

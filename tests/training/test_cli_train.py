@@ -1,0 +1,62 @@
+"""`digitlab train`: help names defaults, recipes list, dry run, a short real run, resume."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from digitlab.cli import build_parser, main
+from digitlab.training import RECIPES
+
+
+def test_every_option_names_its_default() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "==SUPPRESS==" or hasattr(a, "choices") and
+               isinstance(a.choices, dict) and "train" in a.choices)
+    train_parser = sub.choices["train"]
+    for action in train_parser._actions:
+        if action.option_strings and action.dest != "help":
+            assert "default" in (action.help or ""), action.option_strings
+
+
+def test_list_recipes(capsys) -> None:
+    assert main(["train", "--list-recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in RECIPES:
+        assert name in out
+
+
+def test_dry_run(mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["train", "--dry-run", "--data-dir", str(mnist_dir), "--run-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "reloaded checkpoint" in out and (tmp_path / "model.safetensors").is_file()
+    assert (tmp_path / "report.json").is_file()
+
+
+def test_short_run_saves_evaluates_reloads(mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    args = ["train", "--recipe", "tf-softmax-25", "--epochs", "2", "--data-dir", str(mnist_dir),
+            "--run-dir", str(run), "--device", "cpu"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Epoch   2/2" in out
+    report = json.loads((run / "report.json").read_text())
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["metrics"]["test_accuracy"] == report["accuracy"] > 0.3  # N(0, 1) init learns slowly
+    assert f"reloaded checkpoint: test accuracy {report['accuracy']:.4f}" in out
+    assert list(run.glob("*.png"))
+    # --resume on the finished run: nothing left to train, the saved config is used
+    assert main(["train", "--resume", "--run-dir", str(run), "--data-dir", str(mnist_dir), "--no-plots"]) == 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_without_state(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--resume", "--run-dir", str(tmp_path)]) == 1
+    assert "train_state.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["--recipe", "nope"], ["--model", "resnet"]])
+def test_bad_arguments(bad: list[str], mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["train", *bad, "--data-dir", str(mnist_dir), "--run-dir", str(tmp_path), "--dry-run"]) == 1
+    assert "digitlab: error:" in capsys.readouterr().err
