@@ -118,6 +118,19 @@ def test_upload_photo_on_a_phone_sized_screen(browser, live_server, mnist):
     page.goto(live_server)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375, f"the page is {width}px wide on a 375px screen"
+    # A finger draws (touch events become pointer events; touch-action: none stops scrolling).
+    box = page.locator("#pad").bounding_box()
+    cdp = context.new_cdp_session(page)
+    xs = box["x"] + 0.5 * box["width"]
+    ys = [box["y"] + (0.18 + 0.64 * i / 12) * box["height"] for i in range(13)]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": xs, "y": ys[0]}]})
+    for y in ys[1:]:
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": xs, "y": y}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    expect_digit(page, 1)
+    assert page.evaluate("window.scrollY") == 0
+    page.locator("#clear").click()
+    expect_cleared(page)
     # A photo-like upload: an MNIST test digit, enlarged, dark ink on light grey paper.
     digit = mnist.x_test[3]
     paper = np.asarray(Image.fromarray(255 - digit).resize((300, 300), Image.Resampling.BICUBIC), dtype=float)
