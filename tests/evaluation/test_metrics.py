@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, top_k_accuracy
+from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, softmax, top_k_accuracy
 
 
 @pytest.fixture
@@ -58,3 +58,12 @@ def test_top_k_accuracy_validates_k(preds):
     y, scores, _ = preds
     with pytest.raises(ValueError, match="k must be"):
         top_k_accuracy(y, scores, 8)
+
+
+def test_softmax_matches_scipy_and_keeps_dtype():
+    from scipy.special import softmax as reference
+
+    logits = np.random.default_rng(3).normal(scale=30, size=(20, 10)).astype(np.float32)
+    got = softmax(logits)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, reference(logits.astype(np.float64), axis=1), rtol=1e-5, atol=1e-7)

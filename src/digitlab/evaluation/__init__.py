@@ -3,7 +3,7 @@
 `evaluate_model` -> report dict, `write_report` -> `report.json`, `format_report` -> table,
 `plots.plot_run` -> PNGs. torch and matplotlib are imported only when used.
 """
-from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, top_k_accuracy
+from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, softmax, top_k_accuracy
 from digitlab.evaluation.report import (
     REPORT_NAME,
     evaluate_model,
@@ -21,6 +21,7 @@ __all__ = [
     "precision_recall_f1",
     "predict_logits",
     "report_from_logits",
+    "softmax",
     "top_k_accuracy",
     "write_report",
 ]

@@ -4,6 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (N, C) -> probabilities (N, C) in the logits' float dtype."""
+    z = logits - logits.max(axis=1, keepdims=True)  # no overflow in exp
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Count matrix of shape (num_classes, num_classes): rows are true classes, columns predicted.
 

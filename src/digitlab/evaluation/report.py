@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from digitlab._io import atomic_write_json
-from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, top_k_accuracy
+from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, softmax, top_k_accuracy
 
 if TYPE_CHECKING:  # torch is imported lazily: `digitlab --help` should not pay for it
     import torch
@@ -53,12 +53,6 @@ def predict_logits(
     return np.concatenate(out)
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def report_from_logits(
     logits: np.ndarray,
     y: np.ndarray,
@@ -72,7 +66,7 @@ def report_from_logits(
     num_classes = len(class_names)
     if logits.shape != (y.size, num_classes):
         raise ValueError(f"logits shape {logits.shape} does not match {y.size} labels x {num_classes} classes")
-    proba = _softmax(logits.astype(np.float64))
+    proba = softmax(logits.astype(np.float64))
     pred = proba.argmax(axis=1)
     confidence = proba[np.arange(y.size), pred]
     cm = confusion_matrix(y, pred, num_classes)

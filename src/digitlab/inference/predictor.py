@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import DigitlabError
+from digitlab.evaluation.metrics import softmax
 from digitlab.inference.onnx_export import INPUT_NAME, ONNX_NAME, OUTPUT_NAME, export_onnx, onnx_metadata, weights_sha256
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -22,12 +23,6 @@ def _onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 class Predictor:
@@ -117,7 +112,7 @@ class Predictor:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities float32 (N, C) for uint8 images (N, 28, 28); rows sum to 1."""
-        return _softmax(self.predict_logits(x))
+        return softmax(self.predict_logits(x))  # float32 in, float32 out
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class indices int64 (N,) for uint8 images (N, 28, 28)."""
@@ -130,13 +125,12 @@ class Predictor:
         return [[(int(i), self.class_names[i], float(row[i])) for i in idx] for idx, row in zip(order, proba)]
 
     def _run(self, xb: np.ndarray) -> np.ndarray:
-        x = (xb.astype(np.float32) / np.float32(255.0))[:, None]  # (B, 1, 28, 28) in [0, 1]
-        if self._session is not None:
-            return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
-        import torch
+        if self._session is None:
+            from digitlab.evaluation.report import predict_logits
 
-        with torch.inference_mode():
-            return self._model(torch.from_numpy(x)).float().numpy()
+            return predict_logits(self._model, xb, batch_size=len(xb))
+        x = (xb.astype(np.float32) / np.float32(255.0))[:, None]  # (B, 1, 28, 28) in [0, 1]
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
     def __repr__(self) -> str:
         return f"Predictor(model_id={self.model_id!r}, backend={self.backend!r}, classes={len(self.class_names)})"
