@@ -356,3 +356,16 @@ def test_blank_image(client, digits):
     blank = png_bytes(np.zeros((100, 100), dtype=np.uint8))
     assert_error(client.post("/api/predict", files={"file": ("blank.png", blank, "image/png")}), 422, "blank_image")
     assert digits.batches == []
+
+
+def test_model_endpoint_reads_the_run_report(tmp_path, digits):
+    from fastapi.testclient import TestClient
+
+    from digitlab.serving import create_app
+
+    report = {"accuracy": 0.9871, "n": 10000, "macro": {"f1": 0.987}, "misclassified": {"indices": list(range(129))}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    digits.run_dir = tmp_path  # as Predictor.run_dir
+    with TestClient(create_app({"digits": digits})) as c:
+        metrics = c.get("/api/model").json()["models"][0]["test_metrics"]
+    assert metrics == {k: v for k, v in report.items() if k != "misclassified"}
