@@ -65,3 +65,13 @@ def test_plot_run_uses_a_given_report_and_ignores_a_partial_one(softmax_run, mni
     plot_run(softmax_run, mnist, report=partial)
     assert seen[0].tolist() == fake["confusion_matrix"]
     assert seen[1].tolist() == full["confusion_matrix"]  # the 100-image report was not used
+
+
+def test_evaluate_without_any_dataset_name_says_what_to_do(softmax_run, capsys):
+    meta_path = softmax_run / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["dataset"] = None
+    meta_path.write_text(json.dumps(meta))
+    assert main(["evaluate", str(softmax_run)]) == 1
+    err = capsys.readouterr().err
+    assert str(meta_path) in err and "--dataset" in err

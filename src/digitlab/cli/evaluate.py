@@ -32,15 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the checkpoint and dataset, evaluate, print, write report.json."""
     from digitlab.checkpoints import load_checkpoint
-    from digitlab.data import load
     from digitlab.errors import DigitlabError
     from digitlab.evaluation import evaluate_model, format_report, write_report
+    from digitlab.evaluation.report import run_dataset
 
     ckpt = load_checkpoint(args.run)
-    name = args.dataset or ckpt.meta.get("dataset")
-    if not name:
-        raise DigitlabError(f"{args.run}: model.json names no dataset; pass --dataset (e.g. --dataset mnist)")
-    ds = load(name, data_dir=args.data_dir)
+    ds = run_dataset(ckpt.meta, args.dataset, data_dir=args.data_dir, run_dir=ckpt.run_dir)
     class_names = list(ckpt.meta.get("class_names") or ds.class_names)
     if len(class_names) != len(ds.class_names):
         raise DigitlabError(

@@ -41,10 +41,10 @@ def _check_images(meta: dict, n: int, data_dir: str | None):
 
     from digitlab.errors import DigitlabError
 
-    try:
-        from digitlab.data import load
+    from digitlab.evaluation.report import run_dataset
 
-        return load(meta.get("dataset") or "mnist", data_dir=data_dir).x_test[:n], "test images"
+    try:
+        return run_dataset(meta, data_dir=data_dir).x_test[:n], "test images"
     except DigitlabError as exc:
         print(f"digitlab: note: dataset unavailable ({exc}); checking on random images", file=sys.stderr)
         return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8), "random images"

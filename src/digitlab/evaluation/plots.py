@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from digitlab._io import atomic_write_bytes
-from digitlab.errors import DigitlabError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -247,18 +246,13 @@ def plot_run(
     from it instead of a fresh pass over the test set (a report of another size is ignored).
     """
     from digitlab.checkpoints import load_checkpoint
-    from digitlab.evaluation.report import predict_logits, report_from_logits
+    from digitlab.evaluation.report import predict_logits, report_from_logits, run_dataset
 
     ckpt = load_checkpoint(run_dir)
     run = Path(ckpt.run_dir)
     class_names = list(ckpt.meta.get("class_names") or [str(i) for i in range(ckpt.meta["num_classes"])])
     if dataset is None or isinstance(dataset, str):
-        from digitlab.data import load
-
-        name = dataset or ckpt.meta.get("dataset")
-        if not name:
-            raise DigitlabError(f"{run / 'model.json'}: names no dataset; pass one (e.g. --dataset mnist)")
-        dataset = load(name, data_dir=data_dir)
+        dataset = run_dataset(ckpt.meta, dataset, data_dir=data_dir, run_dir=run)
     x, y = dataset.x_test, dataset.y_test
 
     if report is None or report.get("n") != len(y) or len(report.get("confusion_matrix", [])) != len(class_names):

@@ -9,12 +9,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from digitlab._io import atomic_write_json
+from digitlab.errors import DigitlabError
 from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, softmax, top_k_accuracy
 
 if TYPE_CHECKING:  # torch is imported lazily: `digitlab --help` should not pay for it
     import torch
 
 REPORT_NAME = "report.json"
+
+
+def run_dataset(
+    meta: dict[str, Any],
+    dataset: str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+) -> Any:
+    """The `digitlab.data` Dataset a checkpoint is evaluated on: `dataset`, else the one in its model.json.
+
+    `run_dir` only names the checkpoint in the error raised when neither gives a dataset.
+    """
+    from digitlab.data import load
+
+    name = dataset or meta.get("dataset")
+    if not name:
+        where = Path(run_dir) / "model.json" if run_dir is not None else "the checkpoint's model.json"
+        raise DigitlabError(f"{where} names no dataset to evaluate on; pass one (e.g. --dataset mnist)")
+    return load(name, data_dir=data_dir)
 
 
 def predict_logits(

@@ -19,6 +19,11 @@ INPUT_NAME = "input"  # float32 (N, 1, 28, 28) = pixels / 255
 OUTPUT_NAME = "logits"  # float32 (N, C)
 
 
+def onnx_input(x_uint8: np.ndarray) -> np.ndarray:
+    """uint8 images (N, 28, 28) -> the ONNX model's input, float32 (N, 1, 28, 28) = pixels / 255."""
+    return (np.asarray(x_uint8, dtype=np.float32) / np.float32(255.0))[:, None]
+
+
 def weights_sha256(meta: dict[str, Any], run_dir: Path) -> str:
     """SHA-256 of the checkpoint's weights: from `model.json`, or hashed from the file."""
     sha = (meta.get("weights") or {}).get("sha256")
@@ -105,6 +110,5 @@ def compare_onnx(
     ckpt = load_checkpoint(checkpoint_path)
     want = predict_logits(ckpt.model, x_uint8)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    x = (np.asarray(x_uint8, dtype=np.float32) / np.float32(255.0))[:, None]  # (N, 1, 28, 28)
-    got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: onnx_input(x_uint8)})[0]
     return float(np.max(np.abs(got - want)))

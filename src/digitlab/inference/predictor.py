@@ -9,7 +9,15 @@ import numpy as np
 
 from digitlab.errors import DigitlabError
 from digitlab.evaluation.metrics import softmax
-from digitlab.inference.onnx_export import INPUT_NAME, ONNX_NAME, OUTPUT_NAME, export_onnx, onnx_metadata, weights_sha256
+from digitlab.inference.onnx_export import (
+    INPUT_NAME,
+    ONNX_NAME,
+    OUTPUT_NAME,
+    export_onnx,
+    onnx_input,
+    onnx_metadata,
+    weights_sha256,
+)
 
 BACKENDS = ("auto", "torch", "onnx")
 # "auto" prefers ONNX Runtime: measured faster than PyTorch on CPU for every registry model at
@@ -129,8 +137,7 @@ class Predictor:
             from digitlab.evaluation.report import predict_logits
 
             return predict_logits(self._model, xb, batch_size=len(xb))
-        x = (xb.astype(np.float32) / np.float32(255.0))[:, None]  # (B, 1, 28, 28) in [0, 1]
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: onnx_input(xb)})[0]
 
     def __repr__(self) -> str:
         return f"Predictor(model_id={self.model_id!r}, backend={self.backend!r}, classes={len(self.class_names)})"
