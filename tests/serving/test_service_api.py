@@ -325,6 +325,12 @@ def test_bad_json(client):
     assert_error(client.post("/api/predict", json={"pixel": [0] * 784}), 422, "unknown_field")
     assert_error(client.post("/api/predict", json={"pixels": [0] * 784, "scale": 7}), 422, "invalid_parameter")
     assert_error(client.post("/api/predict", json={"pixels": [0] * 784, "model": 3}), 422, "invalid_parameter")
+    deep = b"[" * 20_000 + b"]" * 20_000  # deeper than Python's recursion limit, under the body limit
+    assert_error(client.post("/api/predict", content=deep, headers={"content-type": "application/json"}),
+                 400, "invalid_json")
+    deep_pixels = b'{"pixels": ' + b"[" * 900 + b"]" * 900 + b"}"
+    r = client.post("/api/predict", content=deep_pixels, headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422) and "error" in r.json()
 
 
 def test_bad_base64(client):

@@ -180,6 +180,22 @@ _PREDICT_BODY = {
 }
 
 
+_ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "object", "properties": {
+    "code": {"type": "string"}, "message": {"type": "string"}}}}}
+_PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "model, model_id, class_index, class_name, probabilities (one per class), top_k, "
+                         "input {source, preprocessed}, image (PNG data URL of the 28x28 the model saw), elapsed_ms"},
+    **{status: {"description": text, "content": {"application/json": {"schema": _ERROR_SCHEMA}}} for status, text in (
+        (400, "invalid_json, invalid_multipart"),
+        (404, "unknown_model"),
+        (413, "body_too_large"),
+        (415, "unsupported_media_type"),
+        (422, "invalid_image, image_too_large, blank_image, invalid_shape, invalid_pixels, pixels_out_of_range, "
+              "invalid_base64, missing_input, unknown_field, invalid_parameter"),
+    )},
+}
+
+
 def create_app(
     models: Mapping[str, Any],
     *,
@@ -261,7 +277,8 @@ def create_app(
                        f"Content-Type {content_type or '(none)'!r} is not accepted; send multipart/form-data with a "
                        "\"file\", application/json with \"image\" or \"pixels\", or an image/png or image/jpeg body")
 
-    @app.post("/api/predict", summary="Classify one image", openapi_extra={"requestBody": _PREDICT_BODY})
+    @app.post("/api/predict", summary="Classify one image", openapi_extra={"requestBody": _PREDICT_BODY},
+              responses=_PREDICT_RESPONSES)
     async def predict(
         request: Request,
         model: str | None = Query(None, description="served model to use (default: the first; see /api/model)"),

@@ -41,7 +41,7 @@ def parse_json(body: bytes) -> Payload:
     """A JSON body -> Payload; raises APIError (400/422) naming what was wrong."""
     try:
         obj = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise APIError(400, "invalid_json", f"the body is not valid JSON ({exc}); send an object such as "
                        '{"pixels": [...784 numbers...]} or {"image": "data:image/png;base64,..."}') from None
     if not isinstance(obj, dict):
@@ -100,8 +100,8 @@ def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
         raise APIError(422, "invalid_parameter", f"\"scale\" must be 255 (values 0..255) or 1 (values 0..1), got {scale!r}")
     try:
         arr = np.asarray(value)
-    except (ValueError, OverflowError):
-        arr = None  # ragged rows
+    except (ValueError, OverflowError, RecursionError):
+        arr = None  # ragged rows, or nested far too deep
     if arr is not None and arr.dtype == object and all(type(v) is int for v in arr.ravel()):
         arr = np.clip(arr, -1, 256).astype(np.int64)  # integers too big for int64: out of range all the same
     if arr is None or arr.dtype.kind not in "iuf":

@@ -35,6 +35,11 @@ async function render() {
           section.append(details);
         }
       }
+      if (op.responses) {
+        const list = el("ul");
+        for (const [status, resp] of Object.entries(op.responses)) list.append(el("li", `${status}: ${resp.description}`));
+        section.append(el("h4", "Responses"), list);
+      }
       root.append(section);
     }
   }
