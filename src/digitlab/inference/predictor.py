@@ -85,21 +85,19 @@ class Predictor:
             raise DigitlabError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
         ckpt = load_checkpoint(path)
         run_dir = Path(ckpt.run_dir)
-        if backend == "auto":
-            backend = "onnx" if AUTO_PREFERS_ONNX and _onnxruntime_available() else "torch"
-            if backend == "onnx":
-                try:
-                    session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
-                except (DigitlabError, OSError, ImportError):
-                    backend = "torch"  # e.g. a read-only run directory without model.onnx, or no `onnx`
-                else:
-                    return cls(backend="onnx", meta=ckpt.meta, run_dir=run_dir, session=session,
-                               batch_size=batch_size)
-        if backend == "onnx":
-            if not _onnxruntime_available():
-                raise DigitlabError("backend 'onnx' needs onnxruntime; install digitlab[onnx] or use --backend torch")
-            session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
-            return cls(backend="onnx", meta=ckpt.meta, run_dir=run_dir, session=session, batch_size=batch_size)
+        wants_onnx = backend == "onnx" or (backend == "auto" and AUTO_PREFERS_ONNX and _onnxruntime_available())
+        if wants_onnx:
+            try:
+                session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
+            except (DigitlabError, OSError, ImportError) as exc:
+                if backend == "onnx":
+                    if isinstance(exc, ImportError):
+                        raise DigitlabError(f"backend 'onnx' needs onnx and onnxruntime ({exc}); "
+                                            "install digitlab[onnx] or use --backend torch") from exc
+                    raise
+                # "auto": e.g. a read-only run directory without model.onnx; PyTorch still works
+            else:
+                return cls(backend="onnx", meta=ckpt.meta, run_dir=run_dir, session=session, batch_size=batch_size)
         if num_threads:
             import torch
 
