@@ -5,8 +5,8 @@ screenshots to artifacts/browser/. Skipped only when /usr/bin/chromium is absent
 """
 from __future__ import annotations
 
-import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 # Strokes in canvas fractions (0..1), each a list of points the mouse moves through with the button down.
-ONE = [[(0.52, 0.18), (0.50, 0.82)]]
 SEVEN = [[(0.28, 0.22), (0.72, 0.22), (0.45, 0.82)]]
 ZERO = [[(0.5 + 0.2 * math.sin(t / 24 * 2 * math.pi), 0.5 - 0.3 * math.cos(t / 24 * 2 * math.pi))
          for t in range(26)]]
@@ -90,7 +89,15 @@ def test_draw_clear_draw(browser, live_server):
     expect(page.locator("#model option")).to_have_count(2)  # two models served: the picker shows
     expect(page.locator("#model-row")).to_be_visible()
 
-    draw(page, ONE)
+    # A slow stroke (about 1.2 s): predictions arrive while the button is still down.
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 0.52 * box["width"], box["y"] + 0.18 * box["height"])
+    page.mouse.down()
+    for i in range(1, 25):
+        page.mouse.move(box["x"] + (0.52 - 0.02 * i / 24) * box["width"], box["y"] + (0.18 + 0.64 * i / 24) * box["height"])
+        page.wait_for_timeout(50)
+    expect(page.locator("#result")).to_have_attribute("data-class-index", re.compile(r"\d"), timeout=5_000)
+    page.mouse.up()
     expect_digit(page, 1)
     page.screenshot(path=str(ARTIFACTS / "one.png"))
     page.locator("#clear").click()

@@ -3,6 +3,7 @@
 "use strict";
 
 const DEBOUNCE_MS = 150;     // predict this long after the last stroke movement
+const MAX_WAIT_MS = 400;     // ...but at least this often during one long stroke
 const STROKE_FRACTION = 0.08; // line width / canvas side: MNIST strokes are ~2 px of a 28 px image
 
 const pad = document.getElementById("pad");
@@ -22,6 +23,7 @@ let hasInk = false;       // the canvas holds a drawing worth sending
 let lastPhoto = null;     // the uploaded file, re-sent when the model changes
 let drawing = null;       // {id, x, y} of the pointer drawing now
 let timer = null;
+let pendingSince = 0;     // when the pending prediction was first asked for
 let inflight = null;      // AbortController of the request in flight
 let requestSeq = 0;
 
@@ -81,8 +83,11 @@ function endStroke(event) {
 }
 
 function schedulePredict(delay) {
+  const now = performance.now();
+  if (timer !== null && delay > 0 && now - pendingSince >= MAX_WAIT_MS - delay) return; // let it fire
+  if (timer === null) pendingSince = now;
   clearTimeout(timer);
-  timer = setTimeout(predictCurrent, delay);
+  timer = setTimeout(() => { timer = null; predictCurrent(); }, delay);
 }
 
 function canvasBlob() {
@@ -159,6 +164,7 @@ function showError(message) {
 
 function clearAll() {
   clearTimeout(timer);
+  timer = null;
   if (inflight) inflight.abort();
   requestSeq++;
   resetCanvas();
