@@ -27,6 +27,7 @@ CONFUSION_PNG = "confusion_matrix.png"
 MISTAKES_PNG = "worst_mistakes.png"
 DPI = 100  # figure sizes below are in inches, so pixel size = inches * DPI
 WRONG_COLOUR = "#d62728"  # red titles mark mistakes, as in the tutorials
+GRID = 25  # plot_run's prediction grid: the first 25 test images, 5 x 5 as in the tutorials
 
 
 def _figure(width_in: float, height_in: float) -> Figure:
@@ -259,19 +260,19 @@ def plot_run(
         # No report, or one of another split or subset: its indices would point at other images.
         logits = predict_logits(ckpt.model, x, batch_size=batch_size)
         report = report_from_logits(logits, y, class_names, dataset=getattr(dataset, "name", None))
-        grid_pred = logits[:25].argmax(axis=1)
+        grid_pred = logits[:GRID].argmax(axis=1)
     else:
-        grid_pred = predict_logits(ckpt.model, x[:25], batch_size=batch_size).argmax(axis=1)
+        grid_pred = predict_logits(ckpt.model, x[:GRID], batch_size=batch_size).argmax(axis=1)
 
     paths = [
-        plot_prediction_grid(x[:25], y[:25], grid_pred, run / PREDICTIONS_PNG, class_names=class_names),
+        plot_prediction_grid(x[:GRID], y[:GRID], grid_pred, run / PREDICTIONS_PNG, class_names=class_names),
         plot_confusion_matrix(np.asarray(report["confusion_matrix"]), class_names, run / CONFUSION_PNG),
     ]
     mistakes = report["misclassified"]
     idx = np.array([m["index"] for m in mistakes], dtype=np.int64)
     paths.append(
         plot_worst_mistakes(
-            x[idx] if len(idx) else np.zeros((0, 28, 28), np.uint8),
+            x[idx],
             np.array([m["true"] for m in mistakes], dtype=np.int64),
             np.array([m["predicted"] for m in mistakes], dtype=np.int64),
             np.array([m["confidence"] for m in mistakes], dtype=np.float64),
