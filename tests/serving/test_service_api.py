@@ -324,6 +324,7 @@ def test_bad_json(client):
     assert_error(client.post("/api/predict", json=both), 422, "missing_input")
     assert_error(client.post("/api/predict", json={"pixel": [0] * 784}), 422, "unknown_field")
     assert_error(client.post("/api/predict", json={"pixels": [0] * 784, "scale": 7}), 422, "invalid_parameter")
+    assert_error(client.post("/api/predict", json={"pixels": [0] * 784, "scale": True}), 422, "invalid_parameter")
     assert_error(client.post("/api/predict", json={"pixels": [0] * 784, "model": 3}), 422, "invalid_parameter")
     deep = b"[" * 20_000 + b"]" * 20_000  # deeper than Python's recursion limit, under the body limit
     assert_error(client.post("/api/predict", content=deep, headers={"content-type": "application/json"}),
@@ -375,3 +376,19 @@ def test_model_endpoint_reads_the_run_report(tmp_path, digits):
     with TestClient(create_app({"digits": digits})) as c:
         metrics = c.get("/api/model").json()["models"][0]["test_metrics"]
     assert metrics == {k: v for k, v in report.items() if k != "misclassified"}
+
+
+def test_large_base64_json_is_parsed_off_the_event_loop_path_too(digits):
+    from fastapi.testclient import TestClient
+
+    from digitlab.serving import create_app
+
+    rng = np.random.default_rng(0)
+    photo = drawn_seven(400).astype(np.int16)[..., None] + rng.integers(0, 40, size=(400, 400, 3))  # noisy RGB
+    data = png_bytes(np.clip(photo, 0, 255).astype(np.uint8))
+    body = json.dumps({"image": base64.b64encode(data).decode()})
+    assert len(body) > 65536  # the size the service parses in the thread pool
+    with TestClient(create_app({"digits": digits}, max_body_bytes=4 * 1024 * 1024)) as c:
+        r = c.post("/api/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    np.testing.assert_array_equal(decode_seen(r.json()["image"]), reference_input(data))

@@ -270,7 +270,8 @@ def create_app(
                            top_k=parse_top_k(form.get("top_k")))
         body = b"".join([chunk async for chunk in request.stream()])
         if content_type == "application/json" or content_type.endswith("+json"):
-            return parse_json(body)
+            # A big body is a base64 image: parse and decode it off the event loop.
+            return parse_json(body) if len(body) < 65536 else await run_in_threadpool(parse_json, body)
         if content_type.startswith("image/"):
             return Payload("upload", image_bytes=body)
         raise APIError(415, "unsupported_media_type",

@@ -96,7 +96,7 @@ def decode_base64(value: Any) -> bytes:
 
 def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
     """784 numbers or 28 rows of 28 -> uint8 (28, 28); integers 0..255 or floats 0..1."""
-    if scale not in (None, 1, 255):
+    if isinstance(scale, bool) or scale not in (None, 1, 255):
         raise APIError(422, "invalid_parameter", f"\"scale\" must be 255 (values 0..255) or 1 (values 0..1), got {scale!r}")
     try:
         arr = np.asarray(value)
