@@ -55,6 +55,13 @@ def test_predict_text_output_and_idx_file(cnn_run, mnist, tmp_path, capsys):
     assert [line.split(": ")[1].split()[0] for line in lines] == [str(v) for v in labels]
 
 
+def test_predict_folder_of_idx_files_skips_labels(cnn_run, mnist, tmp_path, capsys):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", mnist.x_test[:3])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", mnist.y_test[:3].astype(np.uint8))
+    assert main(["predict", str(cnn_run), str(tmp_path), "--backend", "torch"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
 def test_predict_nothing_found_is_an_error(cnn_run, tmp_path, capsys):
     assert main(["predict", str(cnn_run), str(tmp_path), "--backend", "torch"]) == 1
     assert "no image or IDX files" in capsys.readouterr().err

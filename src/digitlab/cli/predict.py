@@ -41,14 +41,19 @@ def _is_idx(path: Path) -> bool:
     return "idx3" in name or name.endswith((".idx", "-ubyte"))
 
 
+def _is_idx_labels(path: Path) -> bool:
+    name = path.name.lower()
+    return "idx1" in name or "labels" in name
+
+
 def _expand(inputs: list[str]) -> Iterator[Path]:
-    """Files as given; folders -> their image and IDX files, recursively, sorted."""
+    """Files as given; folders -> their image files and IDX image files (not labels), recursively, sorted."""
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             yield from sorted(
                 p for p in path.rglob("*")
-                if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or _is_idx(p))
+                if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or (_is_idx(p) and not _is_idx_labels(p)))
             )
         else:
             yield path  # missing files are reported per file by load_image
