@@ -96,3 +96,18 @@ def test_live_server_over_real_http(live_server, predictor, mnist):
         r = http.post("/api/predict", json={"pixels": [0] * 10})
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_shape"
         assert http.get("/healthz").status_code == 200  # still serving after the refusals
+
+
+def test_api_agrees_with_digitlab_predict_cli(real_client, trained_run, tmp_path, mnist, capsys):
+    """The same image file through `digitlab predict --json` and the API: same class and probabilities."""
+    from digitlab.cli import main
+
+    photo = np.asarray(Image.fromarray(255 - mnist.x_test[7]).resize((120, 120), Image.Resampling.BICUBIC))
+    path = tmp_path / "digit.png"
+    Image.fromarray(photo).save(path)
+    assert main(["predict", str(trained_run), str(path), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    api = real_client.post("/api/predict", files={"file": ("digit.png", path.read_bytes(), "image/png")}).json()
+    assert api["class_index"] == cli["label"] and api["class_name"] == cli["class_name"]
+    np.testing.assert_allclose(api["probabilities"], cli["probabilities"], atol=1e-5)
+    assert api["model_id"] == cli["model_id"]
