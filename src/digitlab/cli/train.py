@@ -39,6 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 0)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--compile", action="store_true", help="use torch.compile (default: off)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for training (default: torch's, all cores; 1 is faster on a busy machine)")
     p.add_argument("--run-dir", default=None, help="output folder (default: runs/<recipe>-<YYYYmmdd-HHMMSS>)")
     p.add_argument("--resume", action="store_true",
                    help="continue --run-dir from its last complete epoch with its saved config (default: off)")
@@ -76,12 +78,14 @@ def _config(args: argparse.Namespace) -> Any:
             raise DigitlabError(f"--resume: {state} not found; no epoch of that run finished. "
                                 "Start it again without --resume.")
         config = TrainConfig.from_dict(json.loads(state.read_text())["config"])
-        overrides = {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir)) if v is not None}
+        overrides = {k: v for k, v in (("device", args.device), ("data_dir", args.data_dir),
+                                       ("threads", args.threads)) if v is not None}
         return config.replace(**overrides, compile=args.compile or config.compile)
     overrides = {
         "dataset": args.dataset, "data_dir": args.data_dir, "epochs": args.epochs,
         "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
         "optimizer": args.optimizer, "schedule": args.schedule, "seed": args.seed, "device": args.device,
+        "threads": args.threads,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if args.model is not None:
