@@ -11,9 +11,10 @@ from digitlab.training import RECIPES
 
 
 def test_every_option_names_its_default() -> None:
+    import argparse
+
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "==SUPPRESS==" or hasattr(a, "choices") and
-               isinstance(a.choices, dict) and "train" in a.choices)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     train_parser = sub.choices["train"]
     for action in train_parser._actions:
         if action.option_strings and action.dest != "help":
