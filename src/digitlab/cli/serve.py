@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
                "num_threads": args.threads}
     common = {"host": args.host, "port": args.port, "access_log": args.access_log, "log_level": "info"}
     banner = f"digitlab: serving {', '.join(models)} at http://{args.host}:{args.port}/ (Ctrl-C to stop)"
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"digitlab: warning: --host {args.host} lets other machines reach the service; it has no "
+              "authentication", file=sys.stderr)
     if args.workers > 1:
         from digitlab.serving.app import CONFIG_ENV
 
