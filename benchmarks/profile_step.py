@@ -2,7 +2,7 @@
 
 Times each phase of the step the digitlab loop runs (batch gather, augmentation, forward,
 loss, backward, optimiser) on real MNIST batches, for the recipe's config and for variants
-given with `--variant` (e.g. `--variant channels_last=false --variant batch_size=512`), and
+given with `--variant` (e.g. `--variant channels_last=false --variant "batch_size=512;lr=0.004"`), and
 the reference CNN's step for scale. Each phase is timed with the device synchronised around
 it, so the sum is a little above a free-running step; `images_per_second` is free-running.
 """
@@ -13,6 +13,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -159,6 +160,43 @@ def profile_reference(x_uint8: Any, y: Any, *, device: str = "cpu", steps: int =
             "macs_per_image": macs_per_image(Net())}
 
 
+def profile_inference(model_configs: dict[str, dict[str, Any]], x_uint8: Any, *, batch_size: int = 1000,
+                      min_seconds: float = 2.0) -> dict[str, Any]:
+    """Batched CPU images/s of `cnn` models of the given configs through `Predictor` (torch and
+    onnx backends, uint8 in), and of the reference CNN (eager, normalised tensors in), with
+    MACs per image. Weights are untrained: speed does not depend on them."""
+    import tempfile
+
+    from benchmarks.reference_cnn import Net, to_input
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.inference import Predictor
+    from digitlab.models import build_model
+
+    out: dict[str, Any] = {}
+    ref = Net().eval()
+    xr = to_input(x_uint8)
+
+    @torch.inference_mode()
+    def ref_predict(b: torch.Tensor) -> torch.Tensor:
+        return ref(b).exp()
+
+    out["reference"] = {"macs_per_image": macs_per_image(ref),
+                        "torch": measure.throughput(ref_predict, xr, batch_size, min_seconds=min_seconds)[
+                            "images_per_second"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cfg in model_configs.items():
+            model = build_model("cnn", **cfg)
+            run_dir = Path(tmp) / name.replace("/", "_").replace(" ", "")
+            save_checkpoint(run_dir, model, {"dataset": "mnist"})
+            row: dict[str, Any] = {"config": cfg, "macs_per_image": macs_per_image(model)}
+            for backend in ("torch", "onnx"):
+                pred = Predictor.load(run_dir, backend=backend, batch_size=batch_size)
+                row[backend] = measure.throughput(pred.predict_proba, x_uint8, batch_size,
+                                                  min_seconds=min_seconds)["images_per_second"]
+            out[name] = row
+    return out
+
+
 def _parse(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -175,12 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="cnn", help="digitlab recipe to profile (default: cnn)")
     p.add_argument("--set", action="append", default=[], metavar="K=V",
                    help="override a TrainConfig field for every variant (default: none)")
-    p.add_argument("--variant", action="append", default=[], metavar="K=V[,K=V]",
+    p.add_argument("--variant", action="append", default=[], metavar="K=V[;K=V]",
                    help="also profile the recipe with these changes, repeatable (default: none)")
     p.add_argument("--steps", type=int, default=30, help="timed steps per variant (default: 30)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--mnist-dir", default=None,
                    help="folder of the MNIST .gz files (default: the one benchmarks.run uses)")
+    p.add_argument("--inference", action="append", default=[], metavar="JSON",
+                   help="instead of training steps, time batched CPU inference of `cnn` models with "
+                        'these configs, e.g. --inference \'{"channels": [16, 32, 64]}\' (repeatable)')
     p.add_argument("--no-reference", action="store_true", help="skip the reference CNN's step")
     args = p.parse_args(argv)
 
@@ -191,8 +232,14 @@ def main(argv: list[str] | None = None) -> int:
 
     ds = load("mnist", data_dir=args.mnist_dir or DEFAULT_MNIST)
     x, y = ds.x_train[:20000], ds.y_train[:20000]
+    if args.inference:
+        configs = {c: json.loads(c) for c in args.inference}
+        res = profile_inference(configs, ds.x_test[:2000])
+        for name, row in res.items():
+            print(name, json.dumps(row), flush=True)
+        return 0
     base = recipe_config(args.recipe, device=args.device, **_parse(args.set))
-    variants = {"recipe": {}} | {v: _parse(v.split(",")) for v in args.variant}
+    variants = {"recipe": {}} | {v: _parse(v.split(";")) for v in args.variant}
     results: dict[str, Any] = {"machine": measure.machine_info(args.device)}
     for name, changes in variants.items():
         results[name] = profile_config(base.replace(**changes), x, y, steps=args.steps)

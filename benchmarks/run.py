@@ -60,12 +60,15 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_side(side: str, spec: SideSpec, out_dir: Path, timeout: float) -> dict[str, Any]:
+def run_side(side: str, spec: SideSpec, out_dir: Path, timeout: float, threads: int | None = None
+             ) -> dict[str, Any]:
     """Run one side in a fresh Python process; returns its JSON result or `{"error": ...}`."""
     result_file = out_dir / f"{side}.json"
     cmd = [sys.executable, "-m", "benchmarks.sides", side, "--spec", json.dumps(asdict(spec)),
            "--out", str(result_file)]
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    if threads:  # torch (OpenMP), MKL and OpenBLAS (sklearn's numpy) all read these at start-up
+        env |= {var: str(threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, cwd=REPO, env=env, timeout=timeout, stdout=subprocess.PIPE,
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sides: dict[str, Any] = {}
         for side in [s for s in SIDE_ORDER if s in args.sides]:
             print(f"[bench] {side} ...", file=sys.stderr, flush=True)
-            sides[side] = run_side(side, spec, work, timeout=args.side_timeout)
+            sides[side] = run_side(side, spec, work, timeout=args.side_timeout, threads=args.threads)
             if "error" in sides[side]:
                 print(f"[bench] {side} FAILED: {sides[side]['error']}", file=sys.stderr, flush=True)
             else:
@@ -100,13 +103,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in args.argv),
         "quick": args.quick,
-        "machine": measure.machine_info(args.device),
+        "machine": measure.machine_info(args.device) | (
+            {"torch_threads": args.threads} if args.threads else {}),  # what the sides ran with
+        "threads": args.threads,
         "load_average": {"start": load_start, "end": list(os.getloadavg())},
         "recipes": {"cnn": spec.cnn_recipe, "softmax": spec.softmax_recipe,
                     "cnn_overrides": spec.cnn_overrides},
         "spec": asdict(spec),
         "inference_batches": list(spec.inference_batch_sizes),
-        "inference_batch": spec.inference_batch_sizes[0],
         "sides": sides,
         "wall_seconds": time.perf_counter() - start,
     }
@@ -145,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a TrainConfig field of the CNN recipe, repeatable (default: none)")
     p.add_argument("--softmax-recipe", default=SideSpec.softmax_recipe,
                    help=f"digitlab recipe for the softmax side (default: {SideSpec.softmax_recipe})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for every side (OMP/MKL/OpenBLAS); default: the libraries' own "
+                        "(one per core). 1 gives steadier figures on a busy machine")
     p.add_argument("--side-timeout", type=float, default=1200.0,
                    help="seconds after which a side is stopped and reported failed (default: 1200)")
     return p

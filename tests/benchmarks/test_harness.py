@@ -141,8 +141,8 @@ def test_quick_run_writes_json_and_markdown(mnist_dir: Path, tmp_path: Path) -> 
             assert hit == measure.time_to_accuracy(side["records"], float(key)), (name, key)
         assert side["train_images_per_second"] > 0
     for name in ("reference_cnn", "digitlab_cnn"):
-        batch = str(results["inference_batch"])
-        assert results["sides"][name]["inference"]["torch"][batch]["images_per_second"] > 0
+        for batch in results["inference_batches"]:
+            assert results["sides"][name]["inference"]["torch"][str(batch)]["images_per_second"] > 0
     data = results["sides"]["data"]
     assert data["cold"]["verified"] and data["warm"]["verified"]
     assert "cache" in data["warm"]["source"]
@@ -181,6 +181,17 @@ def test_device_inference_path_runs_on_cpu(precision: str) -> None:
     assert out["precision"] == precision and out["compile_seconds"] is None
     assert out["16"]["images"] == 40 and out["16"]["batch_size"] == 16
     assert measure.peak_cuda_mib("cpu") is None
+
+
+def test_best_inference_takes_the_best_cpu_backend_and_batch() -> None:
+    side = {"inference": {
+        "torch": {"load_seconds": 0.1, "test_accuracy": 0.99, "1000": {"images_per_second": 10.0},
+                  "256": {"images_per_second": 30.0}},
+        "onnx": {"1000": {"images_per_second": 20.0}},
+        "torch-cuda-bf16": {"1000": {"images_per_second": 1e6}},  # not CPU: left out
+    }}
+    assert report.best_inference(side) == (30.0, "torch, batch 256")
+    assert report.best_inference(None) == (None, None)
 
 
 def test_macs_per_image_matches_hand_count() -> None:
