@@ -70,3 +70,17 @@ def test_random_affine_is_seeded_and_bounded() -> None:
         r0, c0 = _centre_of_mass(x[i, 0].numpy())
         r1, c1 = _centre_of_mass(a[i, 0].numpy())
         assert abs(r1 - r0) < 3.5 and abs(c1 - c0) < 3.5
+
+
+def test_flip_is_a_mirror() -> None:
+    x = _digit(3)
+    flip = torch.tensor([True, False, True])
+    out = affine(x, angle=torch.zeros(3), scale=torch.ones(3), shift=torch.zeros(3, 2), flip=flip)
+    torch.testing.assert_close(out[0], torch.flip(x[0], dims=[2]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(out[1], x[1], atol=1e-6, rtol=0)
+    # random flips: about half the images mirrored, each exactly one of the two
+    x = _digit(64)
+    out = random_affine(x, torch.Generator().manual_seed(0), max_shift=0, max_rotation=0, max_scale=0, flip=True)
+    mirrored = [torch.allclose(o, torch.flip(i, dims=[2]), atol=1e-6) for o, i in zip(out, x)]
+    same = [torch.allclose(o, i, atol=1e-6) for o, i in zip(out, x)]
+    assert all(m != s for m, s in zip(mirrored, same)) and 16 < sum(mirrored) < 48

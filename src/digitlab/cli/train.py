@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--compile", action="store_true", help="use torch.compile (default: off)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for training (default: torch's, all cores; 1 is faster on a busy machine)")
+                   help="CPU threads for training (default: the recipe's: 1 for the tutorial recipes, "
+                        "else torch's, all cores; 1 is much faster on a busy machine)")
     p.add_argument("--run-dir", default=None, help="output folder (default: runs/<recipe>-<YYYYmmdd-HHMMSS>)")
     p.add_argument("--resume", action="store_true",
                    help="continue --run-dir from its last complete epoch with its saved config (default: off)")

@@ -52,6 +52,7 @@ class TrainConfig:
     aug_shift: float = 2.0  # max shift in pixels; MNIST digits sit within ~4 px of centre
     aug_rotate: float = 10.0  # max rotation in degrees; beyond ~15 a 6 starts to look like a 9
     aug_scale: float = 0.1  # max relative zoom in or out
+    aug_flip: bool = False  # random left-right mirror: right for clothes, wrong for digits
     # evaluation and stopping
     patience: int | None = None  # early stopping: epochs without val_loss improving; None = off
     track_test: bool = False  # also measure test accuracy while training (time-to-accuracy only)

@@ -335,7 +335,7 @@ def _train(config: TrainConfig, dataset: Any, run_dir: Path | None, resume: bool
                 group["lr"] = lr
             if config.augment:
                 xb = random_affine(xb, aug_gen, max_shift=config.aug_shift, max_rotation=config.aug_rotate,
-                                   max_scale=config.aug_scale)
+                                   max_scale=config.aug_scale, flip=config.aug_flip)
             if config.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             with autocast():
