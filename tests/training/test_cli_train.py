@@ -61,3 +61,16 @@ def test_resume_without_state(tmp_path: Path, capsys) -> None:
 def test_bad_arguments(bad: list[str], mnist_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["train", *bad, "--data-dir", str(mnist_dir), "--run-dir", str(tmp_path), "--dry-run"]) == 1
     assert "digitlab: error:" in capsys.readouterr().err
+
+
+def test_help_quotes_the_cnn_recipe() -> None:
+    """The help's "e.g. cnn: X" examples are the cnn recipe's actual values."""
+    import argparse
+
+    from digitlab.training import recipe_config
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub.choices["train"]._actions}
+    cnn = recipe_config("cnn")
+    for dest in ("epochs", "batch_size", "lr", "optimizer", "schedule"):
+        assert f"cnn: {getattr(cnn, dest)})" in helps[dest], dest

@@ -27,13 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None,
                    help="model from the registry: softmax, mlp, lenet, cnn (default: the recipe's; "
                         "another model starts from its own default config)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, e.g. cnn: 6)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, e.g. cnn: 4)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: the recipe's, "
                                                                "tf-softmax: 1000, others none)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's, e.g. cnn: 256)")
-    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate (default: the recipe's, e.g. cnn: 0.2)")
+    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate (default: the recipe's, e.g. cnn: 0.003)")
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw", "rmsprop", "adadelta"],
-                   help="optimiser (default: the recipe's, e.g. cnn: sgd)")
+                   help="optimiser (default: the recipe's, e.g. cnn: adamw)")
     p.add_argument("--schedule", default=None, choices=["constant", "step", "cosine", "onecycle"],
                    help="learning-rate schedule (default: the recipe's, e.g. cnn: onecycle)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the recipe's, 0)")
