@@ -199,6 +199,8 @@ def train(
         if config.threads:
             torch.set_num_threads(config.threads)
         device = select_device(config.device, dd.local_rank)
+        if device.type == "cuda" and device.index is None:  # "cuda" under torchrun: this rank's GPU
+            device = torch.device("cuda", dd.local_rank % torch.cuda.device_count())
         if dataset is None:
             dataset = load(config.dataset, data_dir=config.data_dir)
         run_path = Path(run_dir) if run_dir is not None else None
