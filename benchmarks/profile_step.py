@@ -74,6 +74,17 @@ def profile_config(config: Any, x_uint8: Any, y: Any, *, steps: int = 30, warmup
     opt = build_optimizer(model, config)
     gen = torch.Generator(device=device).manual_seed(1)
     b = config.batch_size
+    precision = config.precision if config.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    net = torch.compile(model) if config.compile else model  # compiled during the warm-up steps
+
+    def fwd(xb: torch.Tensor) -> torch.Tensor:
+        if amp is None:
+            return net(xb)
+        with torch.autocast(device.type, dtype=amp):
+            return net(xb)
+
     perm = torch.randperm(len(x), device=device)
     times: dict[str, list[float]] = {p: [] for p in PHASES}
 
@@ -88,7 +99,7 @@ def profile_config(config: Any, x_uint8: Any, y: Any, *, steps: int = 30, warmup
             parts["augment"] = t
         if config.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        parts["forward"], logits = _timed(device, lambda: model(xb))
+        parts["forward"], logits = _timed(device, lambda: fwd(xb))
         parts["loss"], loss = _timed(device, lambda: F.cross_entropy(
             logits.float(), yb, label_smoothing=config.label_smoothing))
         opt.zero_grad(set_to_none=True)
@@ -114,13 +125,13 @@ def profile_config(config: Any, x_uint8: Any, y: Any, *, steps: int = 30, warmup
                                max_scale=config.aug_scale)
         if config.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        loss = F.cross_entropy(model(xb).float(), yb, label_smoothing=config.label_smoothing)
+        loss = F.cross_entropy(fwd(xb).float(), yb, label_smoothing=config.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     measure.cuda_sync(device)
     seconds = time.perf_counter() - t0
-    return {"batch_size": b, "ms_per_step": ms, "ms_sum": sum(ms.values()),
+    return {"batch_size": b, "precision": precision, "ms_per_step": ms, "ms_sum": sum(ms.values()),
             "images_per_second": steps * b / seconds, "threads": torch.get_num_threads(),
             "macs_per_image": macs_per_image(build_model(config.model, **config.model_config))}
 
