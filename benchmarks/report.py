@@ -1,6 +1,7 @@
 """From the sides' results to comparisons, target verdicts and the Markdown table."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 PASS, FAIL, UNDETERMINED = "PASS", "FAIL", "UNDETERMINED"
@@ -151,8 +152,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"Python {m['python']}, device `{m['device']}`" + (f" ({m['gpu']})" if m.get("gpu") else ""),
         f"- load average (1/5/15 min) at start: {_loads(load.get('start'))}; at end: {_loads(load.get('end'))}",
         f"- command: `{results['command']}` ({results['wall_seconds']:.0f} s in all)",
-        f"- recipes: `{results['recipes']['cnn']}` vs the pytorch/examples CNN; "
-        f"`{results['recipes']['softmax']}` vs sklearn LogisticRegression"
+        f"- recipes: `{results['recipes']['cnn']}`{_changed(results['recipes'].get('cnn_overrides'))} vs the "
+        f"pytorch/examples CNN; `{results['recipes']['softmax']}`"
+        f"{_changed(results['recipes'].get('softmax_overrides'))} vs sklearn LogisticRegression "
         f"(lbfgs, max_iter={_get(lr, 'max_iter')})",
         "",
         "Times are training seconds with evaluation excluded; ratio = digitlab / baseline.",
@@ -204,6 +206,12 @@ def render_markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {t['target']} | {_measured(t)} | **{t['verdict']}** |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _changed(overrides: dict[str, Any] | None) -> str:
+    if not overrides:
+        return ""
+    return " **changed:** " + ", ".join(f"`{k}={json.dumps(v)}`" for k, v in overrides.items())
 
 
 def _loads(values: list[float] | None) -> str:

@@ -40,7 +40,8 @@ def build_spec(args: argparse.Namespace, work: Path) -> SideSpec:
     spec = SideSpec(mnist_dir=str(args.mnist_dir), cache_dir=str(work / "cache"), work_dir=str(work / "runs"),
                     device=args.device, reference_max_epochs=args.reference_epochs,
                     reference_max_seconds=args.reference_seconds, cnn_recipe=args.cnn_recipe,
-                    softmax_recipe=args.softmax_recipe, cnn_overrides=_overrides(args.cnn_set))
+                    softmax_recipe=args.softmax_recipe, cnn_overrides=_overrides(args.cnn_set),
+                    softmax_overrides=_overrides(args.softmax_set))
     if args.quick:
         spec = replace(spec, **QUICK)
     return spec
@@ -52,7 +53,7 @@ def _overrides(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--cnn-set {item!r}: expected KEY=VALUE, e.g. --cnn-set batch_size=256")
+            raise SystemExit(f"{item!r}: expected KEY=VALUE, e.g. --cnn-set batch_size=256")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "load_average": {"start": load_start, "end": list(os.getloadavg())},
         "recipes": {"cnn": spec.cnn_recipe, "softmax": spec.softmax_recipe,
-                    "cnn_overrides": spec.cnn_overrides},
+                    "cnn_overrides": spec.cnn_overrides, "softmax_overrides": spec.softmax_overrides},
         "spec": asdict(spec),
         "inference_batches": list(spec.inference_batch_sizes),
         "sides": sides,
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="threads for every side (OMP/MKL/OpenBLAS); default: the libraries' own "
                         "(one per core). 1 gives steadier figures on a busy machine")
+    p.add_argument("--softmax-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TrainConfig field of the softmax recipe, repeatable (default: none)")
     p.add_argument("--side-timeout", type=float, default=1200.0,
                    help="seconds after which a side is stopped and reported failed (default: 1200)")
     return p

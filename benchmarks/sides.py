@@ -45,6 +45,7 @@ class SideSpec:
     cnn_recipe: str = "cnn"
     softmax_recipe: str = "tf-softmax"
     cnn_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change
+    softmax_overrides: dict[str, Any] = field(default_factory=dict)
     inference_batch_sizes: tuple[int, ...] = (1000, 256)
     inference_images: int = 2000  # a slice of the test set, passed over repeatedly
     inference_min_seconds: float = 2.0
@@ -294,7 +295,8 @@ def side_digitlab_cnn(spec: SideSpec) -> dict[str, Any]:
 
 def side_digitlab_softmax(spec: SideSpec) -> dict[str, Any]:
     """digitlab's softmax-regression recipe (default `tf-softmax`)."""
-    return _digitlab_run(spec, spec.softmax_recipe, spec.softmax_eval_every_images, {}, inference=False)
+    return _digitlab_run(spec, spec.softmax_recipe, spec.softmax_eval_every_images, spec.softmax_overrides,
+                         inference=False)
 
 
 def _training_summary(records: list[dict[str, Any]], wall: float) -> dict[str, Any]:
