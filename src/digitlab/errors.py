@@ -6,3 +6,11 @@ class DigitlabError(Exception):
 
     The message names the input, says what is wrong and what to do about it.
     """
+
+
+class ImageTooLargeError(DigitlabError):
+    """An image whose size (bytes or declared pixels) is beyond what a digit picture needs."""
+
+
+class BlankImageError(DigitlabError):
+    """An image with no ink standing out from its background: nothing to recognise."""

@@ -175,3 +175,21 @@ def test_oversized_file_is_refused_without_reading_it(tmp_path, monkeypatch):
     monkeypatch.setattr(preprocess, "MAX_FILE_BYTES", 100)
     with pytest.raises(DigitlabError, match="huge.png: file is"):
         load_image(path)
+
+
+def test_error_types_let_callers_tell_too_large_from_blank(tmp_path):
+    """The service maps these types to HTTP codes; they must not depend on message wording."""
+    import io
+
+    from PIL import Image
+
+    from digitlab.errors import BlankImageError, DigitlabError, ImageTooLargeError
+    from digitlab.inference import load_image, preprocess_image
+
+    buf = io.BytesIO()
+    Image.new("L", (200, 200), 0).save(buf, format="PNG")
+    with pytest.raises(ImageTooLargeError):
+        load_image(buf.getvalue(), name="big.png", max_pixels=100)
+    with pytest.raises(BlankImageError):
+        preprocess_image(Image.new("L", (50, 50), 255), name="white.png")
+    assert issubclass(ImageTooLargeError, DigitlabError) and issubclass(BlankImageError, DigitlabError)

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import BlankImageError, DigitlabError, ImageTooLargeError
 
 SIZE = 28  # output side, as MNIST
 BOX = 20  # the digit is fitted into BOX x BOX, as MNIST
@@ -51,7 +51,7 @@ def load_image(
         try:
             size = path.stat().st_size
             if size > MAX_FILE_BYTES:
-                raise DigitlabError(
+                raise ImageTooLargeError(
                     f"{label}: file is {size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES // 2**20} MiB "
                     "allowed for an image of a digit; shrink or crop it"
                 )
@@ -75,12 +75,12 @@ def load_image(
                 raise DigitlabError(
                     f"{label}: not an image Pillow can read; give a PNG, JPEG, BMP, GIF, TIFF or WebP file"
                 ) from exc
-            raise DigitlabError(f"{label}: image is too large to be a digit ({exc}); crop or shrink it") from exc
+            raise ImageTooLargeError(f"{label}: image is too large to be a digit ({exc}); crop or shrink it") from exc
         except OSError as exc:
             raise DigitlabError(f"{label}: cannot be opened as an image ({exc})") from exc
         width, height = img.size
         if width * height > max_pixels:
-            raise DigitlabError(
+            raise ImageTooLargeError(
                 f"{label}: image is {width}x{height} = {width * height} pixels, more than the "
                 f"{max_pixels} allowed (decompression-bomb guard); shrink or crop it"
             )
@@ -255,7 +255,7 @@ def preprocess_image(image: Image.Image | np.ndarray, *, name: str = "image") ->
         raise DigitlabError(f"{name}: image has no pixels")
     ink = _ink(_shrink(grey, WORK_SIDE))
     if not ink.any():
-        raise DigitlabError(
+        raise BlankImageError(
             f"{name}: image is blank (no ink stands out from the background); give a picture of a digit"
         )
     mask = _digit_mask(ink)

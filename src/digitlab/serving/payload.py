@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import BlankImageError, DigitlabError, ImageTooLargeError
 from digitlab.inference import load_image, preprocess_image
 from digitlab.serving.errors import APIError
 
@@ -138,9 +138,9 @@ def image_to_model_input(data: bytes, *, max_pixels: int) -> np.ndarray:
         return preprocess_image(image, name="uploaded image")
     except DigitlabError as exc:
         message = str(exc)
-        if "decompression-bomb" in message or "too large" in message:
+        if isinstance(exc, ImageTooLargeError):
             code = "image_too_large"
-        elif "blank" in message:
+        elif isinstance(exc, BlankImageError):
             code = "blank_image"
         else:
             code = "invalid_image"
