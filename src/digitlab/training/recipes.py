@@ -64,12 +64,12 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                     augment=True, aug_shift=2.0, aug_rotate=8.0, aug_scale=0.08),
     ),
     Recipe(
-        "fashion-cnn", "the fast CNN on Fashion-MNIST with dropout, shifts and mirroring, 12 epochs",
+        "fashion-cnn", "the fast CNN twice as wide (64-128-256) on Fashion-MNIST, shifts and mirroring, 10 epochs",
         "modern practice on Fashion-MNIST (>= 92.5%)", 0.925,
         TrainConfig(dataset="fashion-mnist", model="cnn",
-                    model_config={"channels": [32, 64, 128], "dropout": 0.1, "mean": 0.2860, "std": 0.3530},
+                    model_config={"channels": [64, 128, 256], "mean": 0.2860, "std": 0.3530},
                     optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="onecycle", batch_size=256,
-                    epochs=12, label_smoothing=0.1, augment=True, aug_shift=2.0, aug_rotate=0.0,
+                    epochs=10, label_smoothing=0.1, augment=True, aug_shift=2.0, aug_rotate=0.0,
                     aug_scale=0.0, aug_flip=True),
     ),
     Recipe(
