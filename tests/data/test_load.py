@@ -34,6 +34,16 @@ def test_registry_names_and_classes():
         get_spec("cifar")
 
 
+def test_registry_preprocessing_profiles():
+    from digitlab.data.registry import folder_spec, preprocessing_of
+
+    # How each dataset was made: MNIST and KMNIST fit the character into 20x20; Fashion-MNIST fills 28x28.
+    assert [get_spec(n).preprocessing for n in ("mnist", "kmnist", "fashion-mnist")] == ["mnist", "mnist", "fashion"]
+    assert folder_spec(Path("/some/idx-folder")).preprocessing == "mnist"
+    assert preprocessing_of("fashion-mnist") == "fashion"
+    assert preprocessing_of("/some/idx-folder") == preprocessing_of(None) == "mnist"
+
+
 @pytest.mark.skipif(not SHARED_README.exists(), reason=f"{SHARED_README} not found")
 def test_registry_checksums_match_the_data_readme():
     readme = SHARED_README.read_text()

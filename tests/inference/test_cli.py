@@ -83,3 +83,28 @@ def test_export_dry_run_leaves_run_untouched(cnn_run, mnist_dir, capsys):
                  "--check-images", "8"]) == 0
     assert "dry run" in capsys.readouterr().out
     assert sorted(p.name for p in cnn_run.iterdir()) == before
+
+
+def test_predict_preprocesses_pictures_with_the_models_dataset_profile(tmp_path, monkeypatch, capsys):
+    import digitlab.inference
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.data import get_spec
+    from digitlab.models import build_model
+
+    run = tmp_path / "fashion-run"
+    save_checkpoint(run, build_model("softmax"), {"dataset": "fashion-mnist",
+                                                  "class_names": list(get_spec("fashion-mnist").class_names)})
+    picture = tmp_path / "shirt.png"
+    image = Image.new("L", (120, 160), 255)
+    image.paste(40, (30, 20, 90, 140))  # a dark 60x120 object on white
+    image.save(picture)
+    profiles = []
+
+    def spy(img, *, name="image", profile="mnist"):
+        profiles.append(profile)
+        return preprocess_image(img, name=name, profile=profile)
+
+    monkeypatch.setattr(digitlab.inference, "preprocess_image", spy)
+    assert main(["predict", str(run), str(picture), "--backend", "torch"]) == 0
+    assert profiles == ["fashion"]
+    assert capsys.readouterr().out.startswith(f"{picture}: ")

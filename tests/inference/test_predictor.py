@@ -90,3 +90,16 @@ def test_auto_falls_back_to_torch_when_onnx_cannot_be_written(cnn_run, tmp_path,
     assert Predictor.load(run, backend="auto").backend == "torch"
     with pytest.raises(DigitlabError, match="cannot write the ONNX export"):
         Predictor.load(run, backend="onnx")
+
+
+@pytest.mark.parametrize(("dataset", "want"), [("fashion-mnist", "fashion"), ("mnist", "mnist"), ("kmnist", "mnist"),
+                                               ("/data/my-idx-folder", "mnist"), (None, "mnist")])
+def test_predictor_preprocessing_follows_the_checkpoint_dataset(tmp_path, dataset, want):
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.models import build_model
+
+    meta = {"class_names": [str(i) for i in range(10)]}
+    if dataset is not None:
+        meta["dataset"] = dataset
+    save_checkpoint(tmp_path, build_model("softmax"), meta)
+    assert Predictor.load(tmp_path, backend="torch").preprocessing == want

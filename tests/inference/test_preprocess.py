@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,70 @@ def test_error_types_let_callers_tell_too_large_from_blank(tmp_path):
     with pytest.raises(BlankImageError):
         preprocess_image(Image.new("L", (50, 50), 255), name="white.png")
     assert issubclass(ImageTooLargeError, DigitlabError) and issubclass(BlankImageError, DigitlabError)
+
+
+# --- profiles: "mnist" (MNIST, KMNIST) and "fashion" (Fashion-MNIST) -------------------------------
+
+def _rectangle(size=(300, 200), box=(180, 40, 220, 120)) -> Image.Image:
+    """A dark 40x80 (w x h) rectangle on white, off-centre, as a photographed product."""
+    img = Image.new("L", size, 255)
+    ImageDraw.Draw(img).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], fill=30)
+    return img
+
+
+def test_fashion_profile_fills_the_frame_and_centres_by_bounding_box():
+    out = preprocess_image(_rectangle(), profile="fashion")
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    rows, cols = np.flatnonzero(out.any(axis=1)), np.flatnonzero(out.any(axis=0))
+    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    assert abs(h - 28) <= 1  # the longer side (80 px) spans the whole frame
+    assert abs(w - 28 * 40 / 80) <= 1  # aspect ratio kept
+    assert abs(rows[0] - (27 - rows[-1])) <= 1 and abs(cols[0] - (27 - cols[-1])) <= 1  # bbox centred
+    assert out.max() >= 200  # dark object on white -> bright on black
+
+
+def test_mnist_profile_is_the_default_and_keeps_the_20px_box():
+    img = _rectangle()
+    out = preprocess_image(img, profile="mnist")
+    np.testing.assert_array_equal(out, preprocess_image(img))
+    assert max(_ink_box(out)) == 20
+
+
+def test_unknown_profile_is_an_error_listing_the_profiles():
+    with pytest.raises(DigitlabError, match=r"'cifar'.*mnist, fashion"):
+        preprocess_image(_rectangle(), name="x.png", profile="cifar")
+
+
+def test_profiles_match_the_registry():
+    from typing import get_args
+
+    from digitlab.data import DATASETS
+    from digitlab.data.registry import Preprocessing
+    from digitlab.inference.preprocess import PROFILES
+
+    assert set(get_args(Preprocessing)) == set(PROFILES)
+    assert {name: spec.preprocessing for name, spec in DATASETS.items()} == {
+        "mnist": "mnist", "kmnist": "mnist", "fashion-mnist": "fashion"}
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(np.float64), b.ravel().astype(np.float64))[0, 1])
+
+
+SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
+@pytest.mark.skipif(not SYSTEM_FASHION.is_dir(), reason=f"Debian's dataset-fashion-mnist not installed ({SYSTEM_FASHION})")
+def test_fashion_mnist_images_pass_through_the_fashion_profile():
+    from digitlab.data import load
+
+    x = load("fashion-mnist").x_test[:200]
+    fashion = np.stack([preprocess_image(im, profile="fashion") for im in x])
+    mnist = np.stack([preprocess_image(im, profile="mnist") for im in x])
+    corr_fashion = np.array([_corr(a, b) for a, b in zip(fashion, x)])
+    corr_mnist = np.array([_corr(a, b) for a, b in zip(mnist, x)])
+    # The object already fills the frame, bbox-centred: most images come back nearly as they were.
+    assert np.mean(corr_fashion > 0.9) >= 0.9
+    assert np.abs(fashion.astype(int) - x.astype(int)).mean() < 3  # grey levels, of 0..255 (MNIST profile: ~47)
+    # The MNIST profile shrinks them into 20x20: far from the originals (why the profiles exist).
+    assert np.mean(corr_mnist > 0.9) < 0.2

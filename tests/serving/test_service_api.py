@@ -206,6 +206,26 @@ def test_predict_jpeg_upload_with_model_form_field(client, fashion):
     np.testing.assert_array_equal(decode_seen(r.json()["image"]), reference_input(buf.getvalue()))
 
 
+def test_each_model_gets_its_own_datasets_preprocessing(digits, fashion):
+    from fastapi.testclient import TestClient
+
+    from digitlab.serving import create_app
+
+    by_dataset = fashion
+    by_dataset.meta["dataset"] = "fashion-mnist"  # registry: profile "fashion"
+    by_attribute = type(fashion)(list(fashion.class_names), seed=2, model_id="other-linear-test")
+    by_attribute.preprocessing = "fashion"  # as Predictor.preprocessing
+    data = png_bytes(255 - drawn_seven())
+    app = create_app({"digits": digits, "clothes": by_dataset, "other": by_attribute})
+    with TestClient(app) as c:
+        for name, profile in (("digits", "mnist"), ("clothes", "fashion"), ("other", "fashion")):
+            r = c.post("/api/predict", files={"file": ("seven.png", data, "image/png")}, data={"model": name})
+            assert r.status_code == 200, r.text
+            want = preprocess_image(load_image(data), profile=profile)
+            np.testing.assert_array_equal(decode_seen(r.json()["image"]), want)
+    assert not np.array_equal(preprocess_image(load_image(data), profile="fashion"), reference_input(data))
+
+
 def test_predict_raw_png_body(client):
     data = png_bytes(drawn_seven())
     r = client.post("/api/predict", content=data, headers={"content-type": "image/png"})

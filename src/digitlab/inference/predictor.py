@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.data.registry import Preprocessing, preprocessing_of
 from digitlab.errors import DigitlabError
 from digitlab.evaluation.metrics import softmax
 from digitlab.inference.onnx_export import (
@@ -38,7 +39,9 @@ class Predictor:
 
     Build one with `Predictor.load(path, backend=...)`. Attributes: `class_names`, `model_id`
     (model name + first 12 hex digits of the weights' SHA-256), `meta` (the `model.json`),
-    `backend` ("torch" or "onnx"), `run_dir`. Thread-safe for concurrent `predict_proba` calls.
+    `backend` ("torch" or "onnx"), `run_dir`, `preprocessing` (the `preprocess_image` profile of
+    the checkpoint's dataset, from the registry; "mnist" for folders and unknown datasets).
+    Thread-safe for concurrent `predict_proba` calls.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Predictor:
         self.class_names: tuple[str, ...] = tuple(
             str(c) for c in (meta.get("class_names") or range(int(meta.get("num_classes", 10))))
         )
+        self.preprocessing: Preprocessing = preprocessing_of(meta.get("dataset"))
         sha = weights_sha256(meta, run_dir)
         self.model_id = f"{meta['model']['name']}-{sha[:12]}"
         self._model = model

@@ -1,16 +1,21 @@
-"""The one image preprocessing: any picture of a digit -> a 28x28 uint8 MNIST-style image.
+"""The one image preprocessing: any picture -> a 28x28 uint8 image in a dataset's format.
 
-Used by `digitlab predict`, the HTTP API and the web page. The steps follow how MNIST itself
-was made (LeCun et al.): the digit, bright ink on black, is fitted into a 20x20 box keeping its
-aspect ratio (anti-aliased), then placed in a 28x28 field so its centre of mass is at the centre.
+Used by `digitlab predict`, the HTTP API and the web page. Two profiles, one code path:
+- "mnist" follows how MNIST was made (LeCun et al.): the digit, bright ink on black, is fitted
+  into a 20x20 box keeping its aspect ratio (anti-aliased), then placed in a 28x28 field so its
+  centre of mass is at the centre. KMNIST uses the same format.
+- "fashion" follows how Fashion-MNIST was made (Xiao, Rasul, Vollgraf): the product, trimmed, has
+  its longer side resized to 28 keeping the aspect ratio and is centred in 28x28 by its bounding box.
+The dataset registry says which profile a dataset uses (`DatasetSpec.preprocessing`).
 """
 from __future__ import annotations
 
 import io
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -25,8 +30,24 @@ MAX_FILE_BYTES = 64 * 1024 * 1024  # files are read whole; no digit picture need
 WORK_SIDE = 512  # larger inputs are first shrunk (area average) to this side: output is 20 px anyway
 MIN_CONTRAST = 10.0  # ink must stand out from the paper by this much (0-255 scale), else "blank"
 CORE_TRIM = 0.01  # mass fraction trimmed from each side to find the digit's core before growing it
+MAX_NOISE_FRACTION = 0.25  # paper noise above this share of the ink contrast is an object at the border
 
 ImageSource = str | os.PathLike[str] | bytes | BinaryIO
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """How the cropped object is sized and placed in the 28x28 output."""
+
+    box: int  # the object's longer side after resizing, in pixels
+    centring: Literal["mass", "box"]  # centre of mass at (CENTRE, CENTRE), or bounding box centred
+
+
+# Keys match `digitlab.data.registry.Preprocessing` (the registry names each dataset's profile).
+PROFILES: dict[str, _Profile] = {
+    "mnist": _Profile(box=BOX, centring="mass"),  # MNIST, KMNIST
+    "fashion": _Profile(box=SIZE, centring="box"),  # Fashion-MNIST: the object fills the frame
+}
 
 
 def load_image(
@@ -171,18 +192,21 @@ def _shrink(x: np.ndarray, max_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(x.astype(np.float32), "F").resize(size, Image.Resampling.BOX), dtype=np.float64)
 
 
-def _noise_floor(deviation: np.ndarray) -> float:
+def _noise_floor(deviation: np.ndarray, contrast: float) -> float:
     """3 sigma of the paper's noise from border pixels' deviation from the paper level (ink side +).
 
     Measured on the ink side only, where the noise matters, from the half-normal median
     (0.6745 sigma), because a median/MAD of the whole border is 0 when the paper saturates
     at white. Only when deviations are widespread (>= 25% of the border): a few positive
-    pixels are a stroke touching the edge, not noise.
+    pixels are a stroke touching the edge, not noise. A floor above MAX_NOISE_FRACTION of the
+    ink's `contrast` (peak minus paper) is not noise but an object touching much of the border
+    (Fashion-MNIST's fill the frame): 0 then, else the object would be erased.
     """
     positive = deviation[deviation > 0]
     if positive.size < 0.25 * deviation.size:
         return 0.0
-    return 3.0 * float(np.median(positive)) / 0.6745
+    floor = 3.0 * float(np.median(positive)) / 0.6745
+    return 0.0 if floor > MAX_NOISE_FRACTION * contrast else floor
 
 
 def _ink(x: np.ndarray) -> np.ndarray:
@@ -196,7 +220,7 @@ def _ink(x: np.ndarray) -> np.ndarray:
     paper = float(np.median(border))
     if paper - x.min() > x.max() - paper:
         x, border, paper = 255.0 - x, 255.0 - border, 255.0 - paper  # dark ink on light paper
-    noise = _noise_floor(border - paper)
+    noise = _noise_floor(border - paper, float(x.max()) - paper)
     ink = np.clip(x - paper - noise, 0.0, None)
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
@@ -237,16 +261,26 @@ def _digit_mask(ink: np.ndarray) -> np.ndarray:
         mask = g2
 
 
-def preprocess_image(image: Image.Image | np.ndarray, *, name: str = "image") -> np.ndarray:
-    """A digit picture -> uint8 (28, 28), bright ink on black, fitted and centred as MNIST.
+def preprocess_image(
+    image: Image.Image | np.ndarray, *, name: str = "image", profile: str = "mnist"
+) -> np.ndarray:
+    """A picture -> uint8 (28, 28), bright ink on black, in the format of `profile`'s dataset.
 
     Steps: greyscale (alpha over white, palette, 16-bit, float arrays handled); dark ink on
     light paper detected from the border and inverted; paper level and noise removed, ink
-    stretched to peak 255; cropped to the digit (ink connected to its core); resized so the
-    longer side is 20 px keeping the aspect ratio (Lanczos, anti-aliased); pasted into 28x28
-    so the centre of mass is at (14, 14), as MNIST. An MNIST image passes through nearly
-    unchanged. `name` is used in error messages. Raises DigitlabError for a blank image.
+    stretched to peak 255; cropped to the object (ink connected to its core); then, by profile:
+    "mnist": longer side resized to 20 px keeping the aspect ratio (Lanczos, anti-aliased) and
+    pasted into 28x28 so the centre of mass is at (14, 14), as MNIST (and KMNIST);
+    "fashion": longer side resized to 28 px keeping the aspect ratio and pasted into 28x28
+    centred by its bounding box, as Fashion-MNIST. An image of the profile's dataset passes
+    through nearly unchanged. `name` is used in error messages. Raises DigitlabError for a blank
+    image or an unknown profile.
     """
+    spec = PROFILES.get(profile)
+    if spec is None:
+        raise DigitlabError(
+            f"{name}: preprocessing profile {profile!r} is unknown; use one of {', '.join(PROFILES)}"
+        )
     if isinstance(image, Image.Image):
         grey = _grey_from_pil(image)
     else:
@@ -263,18 +297,22 @@ def preprocess_image(image: Image.Image | np.ndarray, *, name: str = "image") ->
     digit = np.where(mask, ink, 0.0)[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
     h, w = digit.shape
-    scale = BOX / max(h, w)
+    scale = spec.box / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))  # (width, height) for Pillow
     if size != (w, h):
         resized = Image.fromarray(digit.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS)
         digit = np.clip(np.asarray(resized, dtype=np.float64), 0.0, 255.0)  # Lanczos rings below 0
     h, w = digit.shape
 
-    mass = digit.sum()
-    cy = float((digit.sum(axis=1) * np.arange(h)).sum() / mass)
-    cx = float((digit.sum(axis=0) * np.arange(w)).sum() / mass)
-    top = min(max(round(CENTRE - cy), 0), SIZE - h)  # integer shift (no resampling blur), kept inside
-    left = min(max(round(CENTRE - cx), 0), SIZE - w)
+    if spec.centring == "mass":
+        mass = digit.sum()
+        cy = float((digit.sum(axis=1) * np.arange(h)).sum() / mass)
+        cx = float((digit.sum(axis=0) * np.arange(w)).sum() / mass)
+        top = min(max(round(CENTRE - cy), 0), SIZE - h)  # integer shift (no resampling blur), kept inside
+        left = min(max(round(CENTRE - cx), 0), SIZE - w)
+    else:
+        # bounding box centred; an odd margin puts the spare pixel above / left, as most Fashion-MNIST images
+        top, left = (SIZE - h + 1) // 2, (SIZE - w + 1) // 2
     out = np.zeros((SIZE, SIZE), dtype=np.float64)
     out[top : top + h, left : left + w] = digit
     return np.rint(out).astype(np.uint8)

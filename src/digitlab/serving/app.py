@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitlab import __version__
+from digitlab.data.registry import preprocessing_of
 from digitlab.errors import DigitlabError
 from digitlab.inference import MAX_IMAGE_PIXELS
 from digitlab.serving.batching import MicroBatcher
@@ -39,7 +40,11 @@ CONFIG_ENV = "DIGITLAB_SERVE_CONFIG"  # create_app's arguments as JSON, for `--w
 
 
 class PredictorLike(Protocol):
-    """What the service needs of `digitlab.inference.Predictor`."""
+    """What the service needs of `digitlab.inference.Predictor`.
+
+    An optional `preprocessing` attribute ("mnist" or "fashion") picks how uploaded pictures are
+    preprocessed; without it, the profile of `meta["dataset"]` in the registry is used.
+    """
 
     class_names: tuple[str, ...] | list[str]
     model_id: str
@@ -57,6 +62,7 @@ class ServedModel:
     batcher: MicroBatcher
     class_names: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    preprocessing: str = "mnist"  # preprocess_image profile for pictures sent to this model
 
 
 def _run_dir_of(source: Any, predictor: PredictorLike) -> Path | None:
@@ -107,8 +113,9 @@ def _load_models(models: Mapping[str, Any], *, backend: str, num_threads: int | 
             "meta": meta,
             "test_metrics": _test_metrics(_run_dir_of(source, predictor)),
         }
+        preprocessing = getattr(predictor, "preprocessing", None) or preprocessing_of(meta.get("dataset"))
         served[name] = ServedModel(name, predictor, MicroBatcher(predictor.predict_proba, max_batch=max_batch),
-                                   class_names, info)
+                                   class_names, info, preprocessing)
     return served
 
 
@@ -296,7 +303,8 @@ def create_app(
             x = payload.pixels  # already MNIST format: no preprocessing
         else:
             assert payload.image_bytes is not None
-            x = await run_in_threadpool(image_to_model_input, payload.image_bytes, max_pixels=max_image_pixels)
+            x = await run_in_threadpool(image_to_model_input, payload.image_bytes, max_pixels=max_image_pixels,
+                                        profile=chosen.preprocessing)  # the model's own dataset's procedure
         probs = np.asarray(await chosen.batcher.predict(x), dtype=np.float64)  # (C,)
         order = np.argsort(-probs, kind="stable")[:k]
         best = int(order[0])

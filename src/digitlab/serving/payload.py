@@ -2,7 +2,8 @@
 
 Three ways in:
 - an image file (multipart upload, or a raw `image/*` body): decoded, then preprocessed by
-  `digitlab.inference.preprocess_image`, the same code `digitlab predict` uses;
+  `digitlab.inference.preprocess_image` with the chosen model's profile (its dataset's
+  procedure), the same code `digitlab predict` uses;
 - JSON `{"image": "<data URL or raw base64>"}`: the same, after base64 decoding;
 - JSON `{"pixels": [...]}`: 784 numbers or 28 rows of 28, taken as already in MNIST format
   (bright ink on black, digit centred) and NOT preprocessed. Integers are 0..255; an array
@@ -127,15 +128,17 @@ def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
     return out.reshape(SIDE, SIDE)
 
 
-def image_to_model_input(data: bytes, *, max_pixels: int) -> np.ndarray:
-    """An image file's bytes -> uint8 (28, 28) through the one MNIST preprocessing.
+def image_to_model_input(data: bytes, *, max_pixels: int, profile: str = "mnist") -> np.ndarray:
+    """An image file's bytes -> uint8 (28, 28) through the one preprocessing, with the model's `profile`.
+
+    `profile` is the served model's dataset procedure (`Predictor.preprocessing`: "mnist" or "fashion").
 
     Raises APIError 422 for a file that is not an image, a blank one, or one whose header
     declares more than `max_pixels` pixels (`load_image` checks before decoding: decompression bombs).
     """
     try:
         image = load_image(data, name="uploaded image", max_pixels=max_pixels)
-        return preprocess_image(image, name="uploaded image")
+        return preprocess_image(image, name="uploaded image", profile=profile)
     except DigitlabError as exc:
         message = str(exc)
         if isinstance(exc, ImageTooLargeError):
