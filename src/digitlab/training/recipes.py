@@ -57,6 +57,13 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                     optimizer="sgd", momentum=0.0, lr=0.1, batch_size=200, epochs=5, **_SMALL),
     ),
     Recipe(
+        "softmax", "softmax regression on normalised pixels, SGD momentum 0.9, one-cycle lr 0.05, batch 256, 3 epochs",
+        "modern practice for a linear model: 92% in well under a second on a laptop CPU", 0.92,
+        TrainConfig(model="softmax", model_config={"mean": 0.1307, "std": 0.3081, "init": "zeros"},
+                    optimizer="sgd", momentum=0.9, lr=0.05, schedule="onecycle", batch_size=256, epochs=3,
+                    **_SMALL),
+    ),
+    Recipe(
         "cnn", "fast CNN 32-64-128 with BatchNorm, AdamW one-cycle, batch 256, 4 epochs, light augmentation",
         "modern practice: 99% after about one epoch, >= 99.4% in a few minutes on a laptop CPU", 0.994,
         TrainConfig(model="cnn", model_config={"channels": [32, 64, 128]}, optimizer="adamw", lr=3e-3,
