@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "schema": 1,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.run " + " ".join(shlex.quote(a) for a in args.argv),
+        "command": " ".join(["python -m benchmarks.run", *(shlex.quote(a) for a in args.argv)]),
         "quick": args.quick,
         "machine": measure.machine_info(args.device) | (
             {"torch_threads": args.threads} if args.threads else {}),  # what the sides ran with
