@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None,
                    help="model from the registry: softmax, mlp, lenet, cnn (default: the recipe's; "
                         "another model starts from its own default config)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, e.g. cnn: 4)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, e.g. cnn: 5)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: the recipe's, "
                                                                "tf-softmax: 1000, others none)")
     p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's, e.g. cnn: 256)")

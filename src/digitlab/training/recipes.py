@@ -64,10 +64,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                     **_SMALL),
     ),
     Recipe(
-        "cnn", "fast CNN 32-64-128 with BatchNorm, AdamW one-cycle, batch 256, 4 epochs, light augmentation",
+        "cnn", "fast CNN 24-48-96 with BatchNorm, AdamW one-cycle, batch 256, 5 epochs, light augmentation",
         "modern practice: 99% after about one epoch, >= 99.4% in a few minutes on a laptop CPU", 0.994,
-        TrainConfig(model="cnn", model_config={"channels": [32, 64, 128]}, optimizer="adamw", lr=3e-3,
-                    weight_decay=0.05, schedule="onecycle", batch_size=256, epochs=4, label_smoothing=0.1,
+        TrainConfig(model="cnn", model_config={"channels": [24, 48, 96]}, optimizer="adamw", lr=3e-3,
+                    weight_decay=0.05, schedule="onecycle", batch_size=256, epochs=5, label_smoothing=0.1,
                     augment=True, aug_shift=2.0, aug_rotate=8.0, aug_scale=0.08),
     ),
     Recipe(
