@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import resource
 import sys
 import time
@@ -79,6 +80,47 @@ def throughput(
             break
     return {"images_per_second": images / seconds, "images": images, "seconds": seconds,
             "batch_size": batch_size, "warmup_seconds": warmup}
+
+
+def interleaved_throughput(
+    predictors: dict[str, Callable[[np.ndarray], Any]],
+    x: np.ndarray,
+    batch_sizes: tuple[int, ...],
+    *,
+    rounds: int = 5,
+    window_seconds: float = 0.4,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Images/s of several predictors measured in turn, window by window, on batches of `x`.
+
+    For each batch size, `rounds` rounds; in each, every predictor (in a rotating order) runs
+    whole passes over `x` for at least `window_seconds`. A shared machine's slow spells then
+    hit every side alike instead of whichever ran during them; each predictor's figure is its
+    best window (`images_per_second`), with the median and every sample kept. One untimed
+    warm-up batch per predictor and batch size first.
+    Returns {name: {str(batch_size): {"images_per_second", "median", "samples"}}}.
+    """
+    names = list(predictors)
+    out: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in names}
+    for b in batch_sizes:
+        batches = [x[i : i + b] for i in range(0, len(x), b)]
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        for name in names:
+            predictors[name](batches[0])
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                fn, images, t0 = predictors[name], 0, time.perf_counter()
+                while True:
+                    for xb in batches:
+                        fn(xb)
+                    images += len(x)
+                    seconds = time.perf_counter() - t0
+                    if seconds >= window_seconds:
+                        break
+                samples[name].append(images / seconds)
+        for name in names:
+            out[name][str(b)] = {"images_per_second": max(samples[name]),
+                                 "median": statistics.median(samples[name]), "samples": samples[name]}
+    return out
 
 
 def peak_rss_mib() -> float:

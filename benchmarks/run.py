@@ -1,8 +1,8 @@
 """Benchmark digitlab against the usual baselines on this machine: `python -m benchmarks.run`.
 
 Runs each side in turn, each in its own process (see `benchmarks.sides`): loading MNIST,
-the pytorch/examples CNN, digitlab's `cnn` recipe, scikit-learn's LogisticRegression and
-digitlab's softmax recipe. Writes `results.json` and `results.md` to `--out` and prints the
+the pytorch/examples CNN, digitlab's `cnn` recipe, batched CPU inference of both trained CNNs
+(timed in interleaved windows), scikit-learn's LogisticRegression and digitlab's softmax recipe. Writes `results.json` and `results.md` to `--out` and prints the
 table with the PASS / FAIL of each target. `--quick` is a smoke run on slices (~30 s).
 Exit code: 0 when every side ran (whatever the verdicts), 1 when a side failed.
 """
@@ -26,12 +26,13 @@ from benchmarks.sides import SideSpec
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MNIST = Path(os.environ.get("DIGITLAB_SHARED_DATA", REPO.parent / "shared" / "data")) / "mnist"
-SIDE_ORDER = ("data", "reference_cnn", "digitlab_cnn", "sklearn_logreg", "digitlab_softmax")
+SIDE_ORDER = ("data", "reference_cnn", "digitlab_cnn", "inference", "sklearn_logreg", "digitlab_softmax")
 
 QUICK = dict(  # slices and tiny budgets: checks the harness end to end, measures nothing
     train_limit=1024, test_limit=256, cnn_eval_every_images=256, softmax_eval_every_images=256,
     reference_max_epochs=1, reference_max_steps=8, digitlab_max_epochs=1, logreg_max_iter=20,
-    inference_batch_sizes=(128,), inference_images=256, inference_min_seconds=0.05, data_repeats=1,
+    inference_batch_sizes=(128,), inference_images=256, inference_min_seconds=0.05, inference_rounds=2,
+    inference_window_seconds=0.02, data_repeats=1,
 )
 
 

@@ -46,9 +46,11 @@ class SideSpec:
     softmax_recipe: str = "softmax"  # modern softmax regression; tf-softmax copies the tutorial (<= 92%)
     cnn_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change
     softmax_overrides: dict[str, Any] = field(default_factory=dict)
-    inference_batch_sizes: tuple[int, ...] = (1000, 256)
+    inference_batch_sizes: tuple[int, ...] = (1000, 256, 64, 32)  # the reference is fastest at small ones
     inference_images: int = 2000  # a slice of the test set, passed over repeatedly
-    inference_min_seconds: float = 2.0
+    inference_min_seconds: float = 2.0  # per batch size, for device (GPU) inference
+    inference_rounds: int = 5  # interleaved CPU inference: rounds of one window per predictor
+    inference_window_seconds: float = 0.4
     data_repeats: int = 3  # loads per kind after the first
 
 
@@ -105,6 +107,12 @@ def side_data(spec: SideSpec) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- baselines
 
+def _reference_weights(spec: SideSpec) -> Path:
+    """Where the reference side leaves its trained weights for the inference side."""
+    Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
+    return Path(spec.work_dir) / "reference_cnn.safetensors"
+
+
 def side_reference_cnn(spec: SideSpec) -> dict[str, Any]:
     """Train the pytorch/examples CNN within its budget; then its batched inference speed."""
     import torch
@@ -124,19 +132,13 @@ def side_reference_cnn(spec: SideSpec) -> dict[str, Any]:
     model, records = train_reference(xtr, ytr, xte, yte, config, device=device)
     wall = time.perf_counter() - t0
     peak_cuda = measure.peak_cuda_mib(device)
-    model.eval()
-    x_inf = to_input(xte[: spec.inference_images], device)
+    from safetensors.torch import save_file
 
-    @torch.inference_mode()
-    def predict(batch: torch.Tensor) -> torch.Tensor:
-        return model(batch).exp()  # probabilities, as a Predictor returns
-
-    inference = {"torch": {str(b): measure.throughput(predict, x_inf, b, device=device,
-                                                      min_seconds=spec.inference_min_seconds)
-                           for b in spec.inference_batch_sizes}}
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(_reference_weights(spec)))  # for the interleaved inference side
     return _training_summary(records, wall) | {
         "config": asdict(config), "threads": torch.get_num_threads(),
-        "inference": inference, "rss_after_setup_mib": rss_setup,
+        "rss_after_setup_mib": rss_setup,
         "peak_rss_mib": measure.peak_rss_mib(), "peak_cuda_mib": peak_cuda,
     }
 
@@ -210,8 +212,9 @@ def _digitlab_run(spec: SideSpec, recipe: str, eval_every_images: int, overrides
         "peak_cuda_mib": peak_cuda,
     }
     if inference:
-        out["inference"] = _predictor_throughput(spec, run_dir, ds.x_test, ds.y_test)
+        out["int8_export"] = _int8_export(run_dir, ds)
         if device.type != "cpu":  # Predictor runs on the CPU; also time the model where it trained
+            out["inference"] = {}
             out["inference"][f"torch-{device.type}-{_precision(config, device)}"] = device_inference(
                 result.model, ds.x_test[: spec.inference_images], spec.inference_batch_sizes, device,
                 precision=_precision(config, device), compile_model=config.compile,
@@ -263,29 +266,70 @@ def device_inference(model: Any, x_uint8: np.ndarray, batch_sizes: tuple[int, ..
     return out
 
 
-def _predictor_throughput(spec: SideSpec, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray
-                          ) -> dict[str, Any]:
-    """Batched images/s of `Predictor` on each backend (uint8 in, probabilities out), and the
-    backend's own test accuracy as a check that it runs the trained model."""
+def _int8_export(run_dir: Path, ds: Any) -> dict[str, Any] | None:
+    """What `digitlab train` does after training: the int8 ONNX model, kept if accurate; timed."""
+    from digitlab.inference.predictor import _onnxruntime_available
+
+    if not _onnxruntime_available():
+        return None
+    from digitlab.inference import export_int8
+
+    t0 = time.perf_counter()
+    result = export_int8(run_dir, dataset=ds)
+    return {"seconds": time.perf_counter() - t0, "kept": result.kept, "summary": result.summary(),
+            "float_validation_accuracy": result.float_accuracy, "int8_validation_accuracy": result.int8_accuracy}
+
+
+def side_inference(spec: SideSpec) -> dict[str, Any]:
+    """Batched CPU inference, the reference CNN and digitlab's trained `cnn` timed in turn.
+
+    Both models come from the training sides (the reference's weights, digitlab's run
+    directory). digitlab runs through `Predictor` on each backend, "auto" being what `predict`
+    and the service use; the reference runs its model eagerly in PyTorch, as its script does.
+    Every predictor takes uint8 images and returns probabilities; each one's test accuracy
+    checks that it runs the trained model. Windows are interleaved (`measure.interleaved_throughput`).
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from benchmarks.reference_cnn import Net, to_input
     from digitlab.inference import Predictor
     from digitlab.inference.predictor import _onnxruntime_available
 
-    out: dict[str, Any] = {}
-    x_inf = x_test[: spec.inference_images]
-    for backend in ("torch", "onnx"):
-        if backend == "onnx" and not _onnxruntime_available():
+    _, _, xte, yte = _arrays(spec)
+    ref = Net()
+    ref.load_state_dict(load_file(str(_reference_weights(spec))))
+    ref.eval()
+
+    @torch.inference_mode()
+    def reference(xb: np.ndarray) -> torch.Tensor:
+        return ref(to_input(xb, "cpu")).exp()  # the script's preprocessing; probabilities out
+
+    run_dir = Path(spec.work_dir) / spec.cnn_recipe
+    predictors: dict[str, Callable[[np.ndarray], Any]] = {"reference torch": reference}
+    ref_pred = np.concatenate([reference(xte[i : i + 1000]).argmax(1).numpy() for i in range(0, len(xte), 1000)])
+    accuracy = {"reference torch": float((ref_pred == yte).mean())}
+    resolved: dict[str, str] = {}
+    for backend in ("auto", "int8", "onnx", "torch"):
+        if backend in ("int8", "onnx") and not _onnxruntime_available():
             continue
-        t0 = time.perf_counter()
-        predictor = Predictor.load(run_dir, backend=backend)
-        load_seconds = time.perf_counter() - t0
-        acc = float((predictor.predict(x_test) == y_test).mean())
-        by_batch: dict[str, Any] = {"load_seconds": load_seconds, "test_accuracy": acc}
-        for b in spec.inference_batch_sizes:
-            predictor.batch_size = b
-            by_batch[str(b)] = measure.throughput(predictor.predict_proba, x_inf, b,
-                                                  min_seconds=spec.inference_min_seconds)
-        out[backend] = by_batch
-    return out
+        try:
+            predictor = Predictor.load(run_dir, backend=backend)
+        except Exception as exc:  # noqa: BLE001 - e.g. no int8 model (not kept): report, go on
+            resolved[backend] = f"unavailable: {exc}"
+            continue
+        if backend != "auto" and predictor.backend == resolved.get("auto"):
+            continue  # "auto" already times this backend
+        resolved[backend] = predictor.backend
+        predictor.batch_size = max(spec.inference_batch_sizes)
+        name = f"digitlab {backend}"
+        predictors[name] = predictor.predict_proba
+        accuracy[name] = float((predictor.predict(xte) == yte).mean())
+    timings = measure.interleaved_throughput(
+        predictors, xte[: spec.inference_images], tuple(spec.inference_batch_sizes),
+        rounds=spec.inference_rounds, window_seconds=spec.inference_window_seconds)
+    return {"throughput": timings, "test_accuracy": accuracy, "backends": resolved,
+            "threads": torch.get_num_threads(), "peak_rss_mib": measure.peak_rss_mib()}
 
 
 def side_digitlab_cnn(spec: SideSpec) -> dict[str, Any]:
@@ -327,6 +371,7 @@ SIDES: dict[str, Callable[[SideSpec], dict[str, Any]]] = {
     "reference_cnn": side_reference_cnn,
     "sklearn_logreg": side_sklearn_logreg,
     "digitlab_cnn": side_digitlab_cnn,
+    "inference": side_inference,
     "digitlab_softmax": side_digitlab_softmax,
 }
 

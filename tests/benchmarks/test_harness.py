@@ -129,7 +129,8 @@ def test_quick_run_writes_json_and_markdown(mnist_dir: Path, tmp_path: Path) -> 
     assert results["quick"] is True
     for key in ("cpu", "cores", "torch", "torch_threads", "load_average"):
         assert key in results["machine"]
-    assert set(results["sides"]) == {"data", "reference_cnn", "digitlab_cnn", "sklearn_logreg", "digitlab_softmax"}
+    assert set(results["sides"]) == {"data", "reference_cnn", "digitlab_cnn", "inference", "sklearn_logreg",
+                                     "digitlab_softmax"}
     for name, side in results["sides"].items():
         assert "error" not in side, (name, side.get("error"))
         assert side["peak_rss_mib"] > 0 if name != "data" else True
@@ -140,9 +141,17 @@ def test_quick_run_writes_json_and_markdown(mnist_dir: Path, tmp_path: Path) -> 
         for key, hit in side["time_to"].items():
             assert hit == measure.time_to_accuracy(side["records"], float(key)), (name, key)
         assert side["train_images_per_second"] > 0
-    for name in ("reference_cnn", "digitlab_cnn"):
+    inference = results["sides"]["inference"]
+    assert inference["backends"]["auto"] in ("int8", "onnx", "torch")
+    assert {"reference torch", "digitlab auto", "digitlab torch"} <= set(inference["throughput"])
+    for name, by_batch in inference["throughput"].items():
         for batch in results["inference_batches"]:
-            assert results["sides"][name]["inference"]["torch"][str(batch)]["images_per_second"] > 0
+            res = by_batch[str(batch)]
+            assert len(res["samples"]) == 2 and res["images_per_second"] == max(res["samples"]) > 0, name
+        assert 0 <= inference["test_accuracy"][name] <= 1
+    # the reference's accuracy as timed equals what its own training side measured at the end
+    assert inference["test_accuracy"]["reference torch"] == pytest.approx(
+        results["sides"]["reference_cnn"]["final_test_accuracy"])
     data = results["sides"]["data"]
     assert data["cold"]["verified"] and data["warm"]["verified"]
     assert "cache" in data["warm"]["source"]
@@ -183,15 +192,26 @@ def test_device_inference_path_runs_on_cpu(precision: str) -> None:
     assert measure.peak_cuda_mib("cpu") is None
 
 
-def test_best_inference_takes_the_best_cpu_backend_and_batch() -> None:
-    side = {"inference": {
-        "torch": {"load_seconds": 0.1, "test_accuracy": 0.99, "1000": {"images_per_second": 10.0},
-                  "256": {"images_per_second": 30.0}},
-        "onnx": {"1000": {"images_per_second": 20.0}},
-        "torch-cuda-bf16": {"1000": {"images_per_second": 1e6}},  # not CPU: left out
+def test_best_inference_takes_the_best_batch_of_the_named_predictor() -> None:
+    side = {"throughput": {
+        "digitlab auto": {"1000": {"images_per_second": 10.0}, "256": {"images_per_second": 30.0}},
+        "reference torch": {"1000": {"images_per_second": 50.0}},
     }}
-    assert report.best_inference(side) == (30.0, "torch, batch 256")
-    assert report.best_inference(None) == (None, None)
+    assert report.best_inference(side, "digitlab auto") == (30.0, "batch 256")
+    assert report.best_inference(side, "reference torch") == (50.0, "batch 1000")
+    assert report.best_inference(None, "digitlab auto") == (None, None)
+
+
+def test_interleaved_throughput_alternates_and_keeps_the_best_window() -> None:
+    calls: list[str] = []
+    x = np.zeros((10, 28, 28), np.uint8)
+    preds = {"a": lambda b: calls.append("a"), "b": lambda b: calls.append("b")}
+    out = measure.interleaved_throughput(preds, x, (5,), rounds=3, window_seconds=0.0)
+    # warm-up one batch each, then per round one pass (2 batches) each, the order rotating
+    assert calls == ["a", "b"] + ["a"] * 2 + ["b"] * 2 + ["b"] * 2 + ["a"] * 2 + ["a"] * 2 + ["b"] * 2
+    for name in "ab":
+        res = out[name]["5"]
+        assert len(res["samples"]) == 3 and res["images_per_second"] == max(res["samples"])
 
 
 def test_macs_per_image_matches_hand_count() -> None:

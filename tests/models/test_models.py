@@ -80,6 +80,19 @@ def test_errors_name_the_problem() -> None:
         build_model("mlp", activation="swish")
     with pytest.raises(DigitlabError, match="too many stages"):
         build_model("cnn", channels=[4, 4, 4, 4, 4])
+    with pytest.raises(DigitlabError, match="stem_kernel=4"):
+        build_model("cnn", stem=8, stem_kernel=4)
+
+
+def test_cnn_stem() -> None:
+    """A strided stem takes 28 -> 14, so two stages end at 3x3; its config round-trips."""
+    model = build_model("cnn", stem=8, channels=[16, 32])
+    assert model.config["stem"] == 8 and model.config["stem_kernel"] == 5
+    assert model.layers[1].stride == (2, 2) and model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    assert model.layers[-1].in_features == 32 * 3 * 3
+    again = build_model("cnn", **model.config)
+    assert [p.shape for p in again.parameters()] == [p.shape for p in model.parameters()]
+    assert "stem" not in build_model("cnn").config  # stem-less checkpoints keep their config
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter: plain ops

@@ -26,8 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="test images compared between ONNX Runtime and PyTorch (default: 256)")
     p.add_argument("--data-dir", default=None,
                    help="folder of the dataset's IDX files for the check (default: the data layer's usual search)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write RUN/model.int8.onnx: int8 quantized, calibrated on 1000 training images, kept "
+                        "only if its accuracy on the validation images is within 0.1 points of the float "
+                        "model's (default: off; `digitlab train` already does this)")
     p.add_argument("--benchmark", action="store_true",
-                   help="also measure images/s of PyTorch vs ONNX Runtime at batch 1 and 1000 (default: off)")
+                   help="also measure images/s of PyTorch vs ONNX Runtime (float, and int8 when the run has it) "
+                        "at batch 1 and 1000 (default: off)")
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads for the benchmark (default: each library's own choice)")
     p.add_argument("--dry-run", action="store_true",
@@ -74,6 +79,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"digitlab: error: {path}: ONNX outputs differ from PyTorch's by {diff:.3g} > "
                   f"{PARITY_TOLERANCE:g}; do not use this export", file=sys.stderr)
             return 1
+    if args.int8 and not args.dry_run:
+        from digitlab.inference import export_int8
+
+        print(export_int8(args.run, data_dir=args.data_dir).summary())
     if args.benchmark and not args.dry_run:
         from digitlab.inference.benchmark import compare_backends
 

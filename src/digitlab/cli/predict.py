@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line per image: file, label, class_name, probability, "
                         "probabilities, top_k, model_id (default: a text line per image)")
-    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
-                   help="inference backend (default: auto: ONNX Runtime when installed, else PyTorch)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx", "int8"), default="auto",
+                   help="inference backend (default: auto: the run's int8 ONNX model when it has an up-to-date "
+                        "one, else ONNX Runtime when installed, else PyTorch)")
     p.add_argument("--batch-size", type=int, default=1024, help="images per forward pass (default: 1024)")
     p.set_defaults(func=run)
 

@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes, each loading every model (default: 1; on 2 cores more rarely helps)")
-    p.add_argument("--backend", default="auto",
-                   help="Predictor backend: auto, torch or onnx (default: auto)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+                   help="Predictor backend (default: auto: int8 ONNX when the run has it, else ONNX Runtime, "
+                        "else PyTorch)")
     p.add_argument("--threads", type=int, default=1,
                    help="inference threads per process, torch or ONNX Runtime (default: 1: batches are small "
                         "and the event loop needs the other core)")

@@ -27,10 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None,
                    help="model from the registry: softmax, mlp, lenet, cnn (default: the recipe's; "
                         "another model starts from its own default config)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, e.g. cnn: 5)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: the recipe's, e.g. cnn: 6)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (default: the recipe's, "
                                                                "tf-softmax: 1000, others none)")
-    p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's, e.g. cnn: 256)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch size (default: the recipe's, e.g. cnn: 128)")
     p.add_argument("--lr", type=float, default=None, help="(peak) learning rate (default: the recipe's, e.g. cnn: 0.003)")
     p.add_argument("--optimizer", default=None, choices=["sgd", "adam", "adamw", "rmsprop", "adadelta"],
                    help="optimiser (default: the recipe's, e.g. cnn: adamw)")
@@ -203,4 +203,26 @@ def _finish(result: Any, ds: Any, run_dir: Path, *, plots: bool, limit: int | No
         print("digitlab: error: the reloaded checkpoint does not reproduce the trained model's accuracy",
               file=sys.stderr)
         return 1
+    _export_int8(run_dir, ds)
     return 0
+
+
+def _export_int8(run_dir: Path, ds: Any) -> None:
+    """Write RUN/model.int8.onnx (what `predict` and `serve` then use) when onnxruntime is installed
+    and int8 keeps the accuracy; a failure here is reported, not fatal: the checkpoint is saved."""
+    import sys
+
+    from digitlab.errors import DigitlabError
+
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("int8 export skipped: onnxruntime is not installed (pip install digitlab[onnx])")
+        return
+    from digitlab.inference import export_int8
+
+    try:
+        print(export_int8(run_dir, dataset=ds).summary())
+    except (DigitlabError, OSError) as exc:
+        print(f"digitlab: warning: int8 export failed ({exc}); predict and serve use the float model",
+              file=sys.stderr)

@@ -33,12 +33,18 @@ def compare_backends(
     num_threads: int | None = None,
     min_seconds: float = 1.0,
 ) -> dict[str, dict[int, float]]:
-    """{backend: {batch_size: images/s}} for "torch" and "onnx" on the checkpoint at `path`.
+    """{backend: {batch_size: images/s}} for "torch", "onnx" and (when the run has it) "int8" at `path`.
 
     Batch size 1 uses only the first 200 images of `x`: per-request latency, not throughput.
     """
     result: dict[str, dict[int, float]] = {}
-    for backend in ("torch", "onnx"):
+    from digitlab.inference.predictor import _int8_is_current
+
+    backends = ["torch", "onnx"]
+    probe = Predictor.load(path, backend="torch")
+    if _int8_is_current(probe.meta, probe.run_dir):
+        backends.append("int8")
+    for backend in backends:
         predictor = Predictor.load(path, backend=backend, num_threads=num_threads, batch_size=max(batch_sizes))
         result[backend] = {
             b: images_per_second(predictor, x[:200] if b == 1 else x, batch_size=b, min_seconds=min_seconds)

@@ -20,9 +20,10 @@ from digitlab.inference.onnx_export import (
     weights_sha256,
 )
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx", "int8")
 # "auto" prefers ONNX Runtime: measured faster than PyTorch on CPU for every registry model at
-# batch 1 and batch 1000 (docs/evaluation.md has the figures and the command).
+# batch 1 and batch 1000 (docs/evaluation.md has the figures and the command); and within it the
+# int8 model when the run has an up-to-date one (only written when it kept the accuracy).
 AUTO_PREFERS_ONNX = True
 
 
@@ -39,7 +40,7 @@ class Predictor:
 
     Build one with `Predictor.load(path, backend=...)`. Attributes: `class_names`, `model_id`
     (model name + first 12 hex digits of the weights' SHA-256), `meta` (the `model.json`),
-    `backend` ("torch" or "onnx"), `run_dir`, `preprocessing` (the `preprocess_image` profile of
+    `backend` ("torch", "onnx" or "int8"), `run_dir`, `preprocessing` (the `preprocess_image` profile of
     the checkpoint's dataset, from the registry; "mnist" for folders and unknown datasets).
     Thread-safe for concurrent `predict_proba` calls.
     """
@@ -79,8 +80,10 @@ class Predictor:
         """Load the checkpoint at `path` (run directory, `model.json` or `model.safetensors`).
 
         backend: "torch"; "onnx" (ONNX Runtime on `model.onnx` in the run directory, exported
-        first if missing or made from other weights); "auto" (onnx when onnxruntime is installed
-        and the export works, else torch). `num_threads`: intra-op threads (default: the
+        first if missing or made from other weights); "int8" (ONNX Runtime on `model.int8.onnx`,
+        written by `digitlab train` or `digitlab export --int8`; it must match the weights);
+        "auto" (int8 when that file is there and up to date, else onnx when onnxruntime is
+        installed and the export works, else torch). `num_threads`: intra-op threads (default: the
         library's own choice); for torch this sets the process-wide `torch.set_num_threads`.
         """
         from digitlab.checkpoints import load_checkpoint
@@ -90,6 +93,15 @@ class Predictor:
         ckpt = load_checkpoint(path)
         run_dir = Path(ckpt.run_dir)
         wants_onnx = backend == "onnx" or (backend == "auto" and AUTO_PREFERS_ONNX and _onnxruntime_available())
+        if backend == "int8" or (wants_onnx and backend == "auto" and _int8_is_current(ckpt.meta, run_dir)):
+            try:
+                session = _int8_session(ckpt.meta, run_dir, num_threads)
+            except DigitlabError:
+                if backend == "int8":
+                    raise
+                # "auto": an int8 file ONNX Runtime cannot load; the float model still works
+            else:
+                return cls(backend="int8", meta=ckpt.meta, run_dir=run_dir, session=session, batch_size=batch_size)
         if wants_onnx:
             try:
                 session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
@@ -145,9 +157,51 @@ class Predictor:
         return f"Predictor(model_id={self.model_id!r}, backend={self.backend!r}, classes={len(self.class_names)})"
 
 
+def _int8_is_current(meta: dict[str, Any], run_dir: Path) -> bool:
+    """Whether `run_dir/model.int8.onnx` exists and was made from these weights."""
+    from digitlab.inference.quantize import INT8_NAME
+
+    path = run_dir / INT8_NAME
+    try:
+        return path.is_file() and onnx_metadata(path).get("digitlab.weights_sha256") == weights_sha256(meta, run_dir)
+    except Exception:  # noqa: BLE001 - an unreadable file is simply not used by "auto"
+        return False
+
+
+def _int8_session(meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> Any:
+    """An ONNX Runtime session on the run's int8 model; a clear error when it is missing or stale."""
+    from digitlab.inference.quantize import INT8_NAME
+
+    path = run_dir / INT8_NAME
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise DigitlabError(f"backend 'int8' needs onnx and onnxruntime ({exc}); install digitlab[onnx] "
+                            "or use --backend torch") from exc
+    if not path.is_file():
+        raise DigitlabError(f"{path} does not exist; make it with `digitlab export {run_dir} --onnx --int8`, "
+                            "or use --backend onnx")
+    if not _int8_is_current(meta, run_dir):
+        raise DigitlabError(f"{path} was made from other weights than {run_dir}'s; remake it with "
+                            f"`digitlab export {run_dir} --onnx --int8`, or use --backend onnx")
+    return _session(path, num_threads)
+
+
+def _session(path: Path, num_threads: int | None) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if num_threads:
+        options.intra_op_num_threads = int(num_threads)
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise DigitlabError(f"{path}: ONNX Runtime cannot load it ({exc}); delete it to re-export") from exc
+
+
 def _onnx_session(path: str | os.PathLike[str], meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> Any:
     """An ONNX Runtime session on `run_dir/model.onnx`, (re-)exported when missing or stale."""
-    import onnxruntime as ort
+    import onnxruntime  # noqa: F401 - ImportError here means: no ONNX backend
 
     onnx_path = run_dir / ONNX_NAME
     sha = weights_sha256(meta, run_dir)
@@ -159,11 +213,5 @@ def _onnx_session(path: str | os.PathLike[str], meta: dict[str, Any], run_dir: P
                 f"{onnx_path}: cannot write the ONNX export ({exc}); run `digitlab export {run_dir} --onnx "
                 "--out PATH` somewhere writable, or use --backend torch"
             ) from exc
-    options = ort.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = int(num_threads)
-    try:
-        return ort.InferenceSession(str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise DigitlabError(f"{onnx_path}: ONNX Runtime cannot load it ({exc}); delete it to re-export") from exc
+    return _session(onnx_path, num_threads)
 

@@ -1,0 +1,171 @@
+"""int8 ONNX export: static post-training quantization with ONNX Runtime, kept only if it is accurate.
+
+`export_int8` exports the checkpoint to ONNX (BatchNorm folded, see `digitlab.models.fuse`),
+calibrates activation ranges on training images, quantizes convolutions and linear layers to
+int8 (QDQ format, per-channel weights, uint8 activations: the x86 VNNI kernels' format), then
+compares int8 and float accuracy on the validation images. The file is written only when the
+drop is at most `max_drop`; `Predictor(backend="auto")` prefers it when it is there.
+
+Convolutions that read the one-channel image stay float: with 1 input channel their matrix
+product is 9-25 wide, too narrow for int8 kernels (measured: int8 made that layer the slowest
+in the network).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab._io import atomic_write_bytes
+from digitlab.errors import DigitlabError
+from digitlab.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_input
+
+INT8_NAME = "model.int8.onnx"
+CALIBRATION_IMAGES = 1000  # training images from the end of the training split
+CHECK_IMAGES = 5000  # validation images (the start of the training split) for the accuracy check
+MAX_ACCURACY_DROP = 0.001  # keep int8 only if it loses at most 0.1 percentage points
+
+
+@dataclass(frozen=True)
+class Int8Export:
+    """What `export_int8` did. `path` is None when the int8 model was not kept."""
+
+    path: Path | None
+    float_accuracy: float
+    int8_accuracy: float
+    check_images: int
+    calibration_images: int
+    max_drop: float
+
+    @property
+    def kept(self) -> bool:
+        return self.path is not None
+
+    def summary(self) -> str:
+        drop = (self.float_accuracy - self.int8_accuracy) * 100
+        verdict = f"-> {self.path}" if self.kept else f"not kept (drop > {self.max_drop * 100:.2g} points)"
+        return (f"int8 export: accuracy {self.int8_accuracy:.4f} vs float {self.float_accuracy:.4f} "
+                f"({-drop:+.2f} points) on {self.check_images} validation images, calibrated on "
+                f"{self.calibration_images} training images {verdict}")
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """onnxruntime.quantization logs advice at WARNING on the root logger; keep it off the user's screen."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
+
+
+def _image_input_convs(model: Any) -> list[str]:
+    """Names of Conv nodes whose weight has one input channel (they read the image itself)."""
+    from onnx import numpy_helper
+
+    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in weights
+            and weights[node.input[1]].ndim == 4 and weights[node.input[1]].shape[1] == 1]
+
+
+def _accuracy(session: Any, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
+    pred = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: onnx_input(x[i : i + batch])})[0].argmax(1)
+                           for i in range(0, len(x), batch)])
+    return float((pred == y).mean())
+
+
+def quantize_onnx(float_path: str | os.PathLike[str], calibration_uint8: np.ndarray, out_path: str | os.PathLike[str]
+                  ) -> Path:
+    """Write an int8 (QDQ) version of the float ONNX model at `float_path`, calibrated on uint8 images (N, 28, 28).
+
+    MinMax calibration, per-channel int8 weights, uint8 activations. Convs on the one-channel
+    input stay float. The float model's `digitlab.*` metadata is carried over.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if len(calibration_uint8) == 0:
+        raise DigitlabError("int8 quantization needs calibration images; got none")
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter([{INPUT_NAME: onnx_input(calibration_uint8[i : i + 250])}
+                                  for i in range(0, len(calibration_uint8), 250)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory(prefix="digitlab-int8-") as tmp, _quiet_root_logger():
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+        excluded = _image_input_convs(onnx.load(str(prepared)))
+        quantize_static(str(prepared), str(quantized), _Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=excluded)
+        proto = onnx.load(str(quantized))
+    source = onnx.load(str(float_path), load_external_data=False)
+    del proto.metadata_props[:]
+    for prop in source.metadata_props:
+        proto.metadata_props.add(key=prop.key, value=prop.value)
+    proto.metadata_props.add(key="digitlab.quantization", value=json.dumps(
+        {"format": "QDQ", "weights": "int8 per-channel", "activations": "uint8", "calibration": "minmax",
+         "calibration_images": int(len(calibration_uint8)), "float_nodes": excluded}))
+    onnx.checker.check_model(proto)
+    return atomic_write_bytes(out_path, proto.SerializeToString())
+
+
+def export_int8(
+    checkpoint_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    dataset: Any = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    calibration_images: int = CALIBRATION_IMAGES,
+    check_images: int = CHECK_IMAGES,
+    max_drop: float = MAX_ACCURACY_DROP,
+) -> Int8Export:
+    """Quantize the checkpoint to int8 ONNX and keep it (at `out_path`, default `RUN/model.int8.onnx`)
+    only if its accuracy on the validation images is at most `max_drop` below the float model's.
+
+    `dataset`: the checkpoint's `digitlab.data.Dataset` if already loaded (else loaded through
+    the data layer, `data_dir` as for `load`). Calibration uses the last `calibration_images`
+    training images; the check uses the first `check_images` (the validation split).
+    """
+    import onnxruntime as ort
+
+    from digitlab.checkpoints import load_checkpoint
+    from digitlab.evaluation.report import run_dataset
+
+    ckpt = load_checkpoint(checkpoint_path)
+    run_dir = Path(ckpt.run_dir)
+    out = Path(out_path) if out_path is not None else run_dir / INT8_NAME
+    ds = dataset if dataset is not None else run_dataset(ckpt.meta, data_dir=data_dir, run_dir=run_dir)
+    n = len(ds.x_train)
+    if n < 2:
+        raise DigitlabError(f"dataset {ds.name!r} has {n} training images; int8 calibration needs more")
+    n_cal = max(1, min(int(calibration_images), n // 2))
+    n_check = max(1, min(int(check_images), n - n_cal))
+    x_cal = ds.x_train[n - n_cal :]
+    x_check, y_check = ds.x_train[:n_check], ds.y_train[:n_check]
+    with tempfile.TemporaryDirectory(prefix="digitlab-int8-") as tmp:
+        float_path = export_onnx(checkpoint_path, Path(tmp) / "model.onnx")
+        int8_tmp = quantize_onnx(float_path, x_cal, Path(tmp) / INT8_NAME)
+        options = ort.SessionOptions()
+        sessions = [ort.InferenceSession(str(p), sess_options=options, providers=["CPUExecutionProvider"])
+                    for p in (float_path, int8_tmp)]
+        float_acc, int8_acc = (_accuracy(s, x_check, y_check) for s in sessions)
+        kept = float_acc - int8_acc <= max_drop
+        path = atomic_write_bytes(out, int8_tmp.read_bytes()) if kept else None
+    return Int8Export(path=path, float_accuracy=float_acc, int8_accuracy=int8_acc, check_images=n_check,
+                      calibration_images=n_cal, max_drop=max_drop)

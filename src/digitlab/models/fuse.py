@@ -1,0 +1,84 @@
+"""`fuse_for_inference`: fold BatchNorm into the conv before it, for export and serving.
+
+Training keeps BatchNorm after the max-pool (`conv -> pool -> BN -> ReLU`): BN and ReLU then
+touch a quarter of the pixels, which is what a CPU training step spends its time on. At
+inference that order is the expensive one: BN cannot merge into the conv across the pool, so
+it stays a separate pass over memory, and int8 runtimes must leave the int8 domain for it. The
+folded order (`conv' -> ReLU -> pool`) computes the same function exactly whenever every BN
+channel scale `gamma / sqrt(var + eps)` is >= 0: `relu(a * x + b)` is then non-decreasing in
+`x`, so it commutes with taking a maximum. A stage with a negative scale is left as it was.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) with bn(x) == a * x + b per channel, from the running statistics."""
+    assert bn.running_var is not None and bn.running_mean is not None
+    a = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        a = a * bn.weight
+    b = -bn.running_mean * a
+    if bn.bias is not None:
+        b = b + bn.bias
+    return a, b
+
+
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A new conv computing bn(conv(x)) (eval mode)."""
+    a, b = _bn_affine(bn)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        out.weight.copy_(conv.weight * a.view(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(a)
+        out.bias.copy_(a * bias + b)
+    return out.to(conv.weight.device)
+
+
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
+            and bn.track_running_stats and bn.running_mean is not None
+            and conv.out_channels == bn.num_features)
+
+
+def _fuse_sequence(layers: list[nn.Module]) -> list[nn.Module]:
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(layers):
+        window = layers[i : i + 4]
+        # conv -> max-pool -> BN -> ReLU  =>  conv' -> ReLU -> max-pool, when every BN scale >= 0
+        if (len(window) == 4 and isinstance(window[1], nn.MaxPool2d) and isinstance(window[3], nn.ReLU)
+                and _foldable(window[0], window[2]) and bool((_bn_affine(window[2])[0] >= 0).all())):
+            out += [_fold(window[0], window[2]), nn.ReLU(), window[1]]
+            i += 4
+        elif len(window) >= 2 and _foldable(window[0], window[1]):  # conv -> BN  =>  conv'
+            out.append(_fold(window[0], window[1]))
+            i += 2
+        else:
+            out.append(layers[i])
+            i += 1
+    return out
+
+
+def fuse_for_inference(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of `model` with BatchNorm folded into convs, in every `nn.Sequential`.
+
+    Rewrites `Conv2d -> BatchNorm2d` into one conv, and `Conv2d -> MaxPool2d -> BatchNorm2d ->
+    ReLU` into `Conv2d -> ReLU -> MaxPool2d` where that is exact (see the module docstring).
+    Logits equal the original's up to float rounding; `model` itself is not changed. Attributes
+    such as `.name`, `.num_classes` and `.config` are kept.
+    """
+    fused = copy.deepcopy(model).eval()
+    for module in list(fused.modules()):
+        if isinstance(module, nn.Sequential):
+            children = _fuse_sequence(list(module))
+            for key in list(module._modules):
+                del module._modules[key]
+            for idx, child in enumerate(children):
+                module.add_module(str(idx), child)
+    return fused
