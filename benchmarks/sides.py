@@ -46,11 +46,11 @@ class SideSpec:
     softmax_recipe: str = "softmax"  # modern softmax regression; tf-softmax copies the tutorial (<= 92%)
     cnn_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change
     softmax_overrides: dict[str, Any] = field(default_factory=dict)
-    inference_batch_sizes: tuple[int, ...] = (1000, 256, 64, 32)  # the reference is fastest at small ones
+    inference_batch_sizes: tuple[int, ...] = (1000, 256, 128, 64, 32, 16)  # the reference is fastest at small ones
     inference_images: int = 2000  # a slice of the test set, passed over repeatedly
     inference_min_seconds: float = 2.0  # per batch size, for device (GPU) inference
-    inference_rounds: int = 5  # interleaved CPU inference: rounds of one window per predictor
-    inference_window_seconds: float = 0.4
+    inference_rounds: int = 8  # interleaved CPU inference: rounds of one window per predictor
+    inference_window_seconds: float = 0.25
     data_repeats: int = 3  # loads per kind after the first
 
 

@@ -64,3 +64,27 @@ def test_models_without_batchnorm_are_unchanged(name: str) -> None:
     x = torch.rand(4, 1, 28, 28)
     with torch.no_grad():
         assert torch.equal(fused(x), model(x))
+
+
+@pytest.mark.parametrize("config", [{"stem": 16, "channels": [32, 64]}, {"channels": [8, 16], "dropout": 0.2}])
+def test_channels_last_head_gives_the_same_logits(config) -> None:
+    from digitlab.models.fuse import ChannelsLastFlatten, flatten_channels_last
+
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(build_model("cnn", **config))
+    head = flatten_channels_last(fuse_for_inference(model), torch.zeros(2, 1, 28, 28))
+    x = torch.rand(16, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(head(x), model(x), atol=1e-5, rtol=1e-5)
+    assert "ChannelsLastFlatten" in _types(head) and "Flatten" not in _types(head)
+    assert isinstance(model.layers[-2 if not config.get("dropout") else -3], torch.nn.Flatten)  # untouched
+
+
+def test_channels_last_head_on_the_mlp_image_flatten() -> None:
+    from digitlab.models.fuse import flatten_channels_last
+
+    model = build_model("mlp").eval()  # Flatten of (N, 1, 28, 28) then Linear: 4D with C = 1, a no-op reorder
+    head = flatten_channels_last(model, torch.zeros(2, 1, 28, 28))
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(head(x), model(x), atol=1e-6)
