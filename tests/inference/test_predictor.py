@@ -103,3 +103,18 @@ def test_predictor_preprocessing_follows_the_checkpoint_dataset(tmp_path, datase
         meta["dataset"] = dataset
     save_checkpoint(tmp_path, build_model("softmax"), meta)
     assert Predictor.load(tmp_path, backend="torch").preprocessing == want
+
+
+def test_export_trims_conv_rows_the_pool_never_reads(cnn_run, mnist, tmp_path):
+    """cnn 32-64-128: the 7x7 conv before a 2x2 pool computes 6x6 only; logits unchanged."""
+    import onnx
+
+    out = export_onnx(cnn_run, tmp_path / "m.onnx")
+    pads = [[list(a.ints) for a in n.attribute if a.name == "pads"][0]
+            for n in onnx.load(str(out)).graph.node if n.op_type == "Conv"]
+    assert pads == [[1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0]]  # 28 -> 14 -> 7 (even) -> 7 (odd: trimmed)
+    assert compare_onnx(cnn_run, out, mnist.x_test[:300]) < 1e-4
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((3, 1, 28, 28), np.float32)})[0].shape == (3, 10)

@@ -111,7 +111,8 @@ class _Progress:
         kind = event["event"]
         if kind == "epoch_start":
             self.bar = self._tqdm(total=event["steps"], desc=f"epoch {event['epoch']}/{event['epochs']}",
-                                  unit="step", leave=False, dynamic_ncols=True)
+                                  unit="step", leave=False, dynamic_ncols=True,
+                                  disable=None)  # no bar when stderr is not a terminal (logs, CI)
         elif kind == "step" and self.bar is not None:
             self.bar.update(event["batch"] - self.bar.n)
             self.bar.set_postfix(loss=f"{event['loss']:.4f}", acc=f"{event['accuracy']:.4f}", refresh=False)
