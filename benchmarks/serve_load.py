@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     try:
         with urllib.request.urlopen(f"http://{HOST}:{port}/api/model", timeout=10) as r:
-            model_id = json.load(r)["models"][0]["model_id"]
+            served = json.load(r)["models"][0]
+            model_id, backend = served["model_id"], served.get("backend")
         for kind in args.kinds.split(","):
             reqs = [request_bytes(kind, x) for x in images]
             asyncio.run(run_load(port, reqs, labels, total=args.warmup, concurrency=args.concurrency, max_seconds=30))
@@ -176,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_before": load_before,
                     "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-        "model_id": model_id, "server_args": server_args, "results": results,
+        "model_id": model_id, "backend": backend, "server_args": server_args, "results": results,
     }
-    print(f"model {model_id}; load average before {load_before}, after {record['machine']['load_average_after']}")
+    print(f"model {model_id} ({backend}); load average before {load_before}, after {record['machine']['load_average_after']}")
     print(f"{'kind':6} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'acc':>6}")
     for kind, r in results.items():

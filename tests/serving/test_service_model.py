@@ -38,6 +38,7 @@ def test_model_endpoint_reports_metadata_and_test_metrics(real_client, predictor
     assert body["default"] == "mnist" and [m["name"] for m in body["models"]] == ["mnist", "again"]
     info = body["models"][0]
     assert info["model_id"] == predictor.model_id
+    assert info["backend"] == predictor.backend and info["backend"] in ("int8", "onnx", "torch")
     assert info["class_names"] == list(predictor.class_names)
     assert info["meta"]["model"] == predictor.meta["model"]
     report_path = trained_run / "report.json"

@@ -107,6 +107,7 @@ def _load_models(models: Mapping[str, Any], *, backend: str, num_threads: int | 
         info = {
             "name": name,
             "model_id": predictor.model_id,
+            "backend": getattr(predictor, "backend", None),  # "int8", "onnx" or "torch" for a Predictor
             "dataset": meta.get("dataset"),
             "num_classes": len(class_names),
             "class_names": class_names,
