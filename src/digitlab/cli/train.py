@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a model from a named recipe; saves, evaluates and plots the run",
         description="Train a recipe (see --list-recipes), print one line per epoch, then save the "
                     "checkpoint, evaluate it on the test set (report.json + plots) and reload it to "
-                    "check the saved model gives the same accuracy. Under torchrun it trains with "
+                    "check the saved model gives the same accuracy. With onnxruntime installed it then "
+                    "writes model.int8.onnx, which predict and serve use, when int8 keeps the "
+                    "validation accuracy within 0.1 points. Under torchrun it trains with "
                     "DistributedDataParallel.",
     )
     p.add_argument("--recipe", default="cnn", help="named preset (default: cnn)")
