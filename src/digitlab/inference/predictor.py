@@ -92,17 +92,20 @@ class Predictor:
             raise DigitlabError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
         ckpt = load_checkpoint(path)
         run_dir = Path(ckpt.run_dir)
-        wants_onnx = backend == "onnx" or (backend == "auto" and AUTO_PREFERS_ONNX and _onnxruntime_available())
-        if backend == "int8" or (wants_onnx and backend == "auto" and _int8_is_current(ckpt.meta, run_dir)):
+        from digitlab.inference.quantize import INT8_NAME
+
+        auto_onnx = backend == "auto" and AUTO_PREFERS_ONNX and _onnxruntime_available()
+        if backend == "int8" or (auto_onnx and (run_dir / INT8_NAME).is_file()):
             try:
                 session = _int8_session(ckpt.meta, run_dir, num_threads)
             except DigitlabError:
                 if backend == "int8":
                     raise
-                # "auto": an int8 file ONNX Runtime cannot load; the float model still works
+                # "auto": an int8 file made from other weights, or one ONNX Runtime cannot load;
+                # the float model still works
             else:
                 return cls(backend="int8", meta=ckpt.meta, run_dir=run_dir, session=session, batch_size=batch_size)
-        if wants_onnx:
+        if backend == "onnx" or auto_onnx:
             try:
                 session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
             except (DigitlabError, OSError, ImportError) as exc:
