@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: a bare `torch` would pull several GB of CUDA packages.
 	$(PIP) install -q -c constraints.txt torch
-	$(PIP) install -q -c constraints.txt -e '.[serve,onnx,bench,test]'
+	$(PIP) install -q -c constraints.txt -e '.[bench,test,lint,tensorboard]'
 	rm -f $(VENV)/.installed-*; touch $@
 
 install: $(STAMP)
