@@ -9,7 +9,7 @@ import torch
 
 from digitlab.checkpoints import load_checkpoint, read_meta, save_checkpoint
 from digitlab.errors import DigitlabError
-from digitlab.models import build_model
+from digitlab.models import build_model, get_config
 
 
 def _saved(tmp_path: Path, name: str = "lenet", **config) -> tuple[torch.nn.Module, Path]:
@@ -43,7 +43,7 @@ def test_model_json_contract(tmp_path: Path) -> None:
                 "metrics", "versions", "created"):
         assert key in meta
     assert meta["format"] == 1
-    assert meta["model"] == {"name": "cnn", "config": build_model("cnn", channels=[8, 16, 32]).config}
+    assert meta["model"] == {"name": "cnn", "config": get_config(build_model("cnn", channels=[8, 16, 32]))}
     assert meta["input"] == {"shape": [1, 28, 28], "scale": "pixels/255", "mean": 0.1307, "std": 0.3081}
     assert meta["class_names"] == list("0123456789")
     assert read_meta(run_dir)["metrics"] == {"val_accuracy": 0.5}

@@ -13,18 +13,68 @@ import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from digitlab._io import atomic_write_bytes, atomic_write_json
 from digitlab.errors import DigitlabError
+from digitlab.layout import INPUT_SCALE, INPUT_SHAPE, MODEL_JSON, WEIGHTS, RunFiles
 
 FORMAT_VERSION = 1
-WEIGHTS_NAME = "model.safetensors"
-META_NAME = "model.json"
-INPUT_SHAPE = [1, 28, 28]
+MAX_META_BYTES = 16 * 2**20  # model.json is a few kB; a larger file is not one
+MAX_WEIGHTS_BYTES = 2**30  # the largest recipe's weights are a few MB
+
+
+class _Spec(BaseModel):
+    """`model.json`'s "model": which registry model and its constructor's keyword arguments."""
+
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from digitlab.models import MODELS
+
+        if name not in MODELS:
+            raise ValueError(f"unknown model {name!r}; this digitlab knows {', '.join(MODELS)}")
+        return name
+
+
+class _Weights(BaseModel):
+    file: str = WEIGHTS
+    sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
+
+
+class _Calibration(BaseModel):
+    temperature: float = Field(1.0, gt=0.0, lt=1000.0)
+
+
+class ModelMeta(BaseModel):
+    """The schema `model.json` is checked against at load (extra keys are kept, not checked)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: Literal[1]
+    model: _Spec
+    num_classes: int = Field(ge=1, le=100_000, strict=True)
+    class_names: list[str] | None = None
+    dataset: str | None = None
+    weights: _Weights | None = None
+    calibration: _Calibration | None = None
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _names_match(self) -> ModelMeta:
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"class_names has {len(self.class_names)} names but num_classes is "
+                             f"{self.num_classes}; give one name per class")
+        return self
 
 
 @dataclass
@@ -34,6 +84,10 @@ class Checkpoint:
     model: nn.Module
     meta: dict[str, Any]
     run_dir: Path
+
+    @property
+    def files(self) -> RunFiles:
+        return RunFiles(self.run_dir)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -64,42 +118,41 @@ def state_dict_bytes(model: nn.Module, metadata: dict[str, str] | None = None) -
     return save(state, metadata=metadata)
 
 
-def save_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Path:
-    """Write `run_dir/model.safetensors` and `run_dir/model.json` atomically; returns the JSON path.
+def save_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Checkpoint:
+    """Write `run_dir/model.safetensors` and `run_dir/model.json` atomically; returns the saved Checkpoint.
 
     `model` is a registry model (wrappers are removed). `meta` supplies `class_names`,
-    `dataset`, `training` (the config) and `metrics`; anything else in it is kept as is.
-    The model's name, config, class count and input description are filled in here.
+    `dataset`, `training` (the config), `metrics` and optionally `calibration`; anything else
+    in it is kept as is. The model's name, config, class count and input description are
+    filled in here. The returned Checkpoint holds `model` itself and the `model.json` written.
     """
+    from digitlab.models import get_config, model_name, num_classes_of
+
     model = unwrap_model(model)
-    name = getattr(model, "name", None)
-    config = getattr(model, "config", None)
-    if name is None or config is None:
-        raise DigitlabError(
-            f"save_checkpoint: {type(model).__name__} has no .name/.config; "
-            "build models with digitlab.models.build_model so a checkpoint can rebuild them"
-        )
+    name, config = model_name(model), get_config(model)
     run_dir = Path(run_dir)
     weights = state_dict_bytes(model, metadata={"format": str(FORMAT_VERSION), "model": name})
-    atomic_write_bytes(run_dir / WEIGHTS_NAME, weights)
-    num_classes = int(getattr(model, "num_classes", meta.get("num_classes", 10)))
+    atomic_write_bytes(run_dir / WEIGHTS, weights)
+    num_classes = num_classes_of(model)
     doc: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "model": {"name": name, "config": config},
         "num_classes": num_classes,
         "class_names": list(meta.get("class_names") or [str(i) for i in range(num_classes)]),
         "dataset": meta.get("dataset"),
-        "input": {"shape": INPUT_SHAPE, "scale": "pixels/255",
+        "input": {"shape": list(INPUT_SHAPE), "scale": INPUT_SCALE,
                   "mean": float(config.get("mean", 0.0)), "std": float(config.get("std", 1.0))},
         "training": meta.get("training", {}),
         "metrics": meta.get("metrics", {}),
         "versions": _versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "weights": {"file": WEIGHTS_NAME, "sha256": hashlib.sha256(weights).hexdigest()},
+        "weights": {"file": WEIGHTS, "sha256": hashlib.sha256(weights).hexdigest()},
     }
     for key, value in meta.items():
         doc.setdefault(key, value)
-    return atomic_write_json(run_dir / META_NAME, doc)
+    _check_meta(doc, run_dir / MODEL_JSON)
+    atomic_write_json(run_dir / MODEL_JSON, doc)
+    return Checkpoint(model=model, meta=doc, run_dir=run_dir)
 
 
 def _resolve(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
@@ -107,19 +160,19 @@ def _resolve(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     p = Path(path).expanduser()
     if p.is_dir():
         run_dir = p
-    elif p.name in (META_NAME, WEIGHTS_NAME) or p.suffix in (".json", ".safetensors"):
+    elif p.name in (MODEL_JSON, WEIGHTS) or p.suffix in (".json", ".safetensors"):
         run_dir = p.parent
     elif not p.exists():
         raise DigitlabError(f"checkpoint {p}: no such file or directory; pass a run directory "
-                            f"holding {META_NAME} and {WEIGHTS_NAME} (e.g. runs/cnn-...)")
+                            f"holding {MODEL_JSON} and {WEIGHTS} (e.g. runs/cnn-...)")
     else:
-        raise DigitlabError(f"checkpoint {p}: not a run directory, {META_NAME} or {WEIGHTS_NAME}")
-    meta_path = p if p.suffix == ".json" else run_dir / META_NAME
-    weights_path = p if p.suffix == ".safetensors" else run_dir / WEIGHTS_NAME
+        raise DigitlabError(f"checkpoint {p}: not a run directory, {MODEL_JSON} or {WEIGHTS}")
+    meta_path = p if p.suffix == ".json" else run_dir / MODEL_JSON
+    weights_path = p if p.suffix == ".safetensors" else run_dir / WEIGHTS
     for f in (meta_path, weights_path):
         if not f.is_file():
             raise DigitlabError(
-                f"checkpoint {f} is missing; a checkpoint is {META_NAME} + {WEIGHTS_NAME} in one folder. "
+                f"checkpoint {f} is missing; a checkpoint is {MODEL_JSON} + {WEIGHTS} in one folder. "
                 "Train again (`digitlab train`) or copy both files."
             )
     return run_dir, meta_path, weights_path
@@ -131,21 +184,32 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     return _read_meta(meta_path)
 
 
-def _read_meta(meta_path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DigitlabError(f"checkpoint {meta_path} is not valid JSON ({exc}); the file is damaged: "
-                            "re-save it or train again") from exc
+def _check_meta(meta: Any, meta_path: Path) -> None:
+    """DigitlabError naming the first bad field when `meta` does not fit the `ModelMeta` schema."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise DigitlabError(f"checkpoint {meta_path} has format {found!r}; this digitlab reads "
                             f"format {FORMAT_VERSION}. Re-save it with this version.")
-    model = meta.get("model")
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) \
-            or not isinstance(model.get("config", {}), dict):
-        raise DigitlabError(f"checkpoint {meta_path}: 'model' must be {{'name': str, 'config': {{...}}}}; "
-                            "the file is damaged or not a digitlab checkpoint")
+    try:
+        ModelMeta.model_validate(meta)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+        raise DigitlabError(f"checkpoint {meta_path}: field {field!r} is invalid ({err.get('msg')}); the file is "
+                            "damaged or was edited by hand: restore it or train again") from None
+
+
+def _read_meta(meta_path: Path) -> dict[str, Any]:
+    try:
+        size = meta_path.stat().st_size
+        if size > MAX_META_BYTES:
+            raise DigitlabError(f"checkpoint {meta_path} is {size} bytes; a model.json is a few kB, so this is "
+                                "not one: restore it or train again")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise DigitlabError(f"checkpoint {meta_path} is not valid JSON ({exc}); the file is damaged: "
+                            "re-save it or train again") from exc
+    _check_meta(meta, meta_path)
     return meta
 
 
@@ -162,6 +226,10 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
 
     run_dir, meta_path, weights_path = _resolve(path)
     meta = _read_meta(meta_path)
+    size = weights_path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise DigitlabError(f"checkpoint {weights_path} is {size / 2**30:.1f} GiB, more than the "
+                            f"{MAX_WEIGHTS_BYTES // 2**30} GiB any MNIST-sized model needs; it is not one of ours")
     raw = weights_path.read_bytes()
     expected = (meta.get("weights") or {}).get("sha256")
     if expected and hashlib.sha256(raw).hexdigest() != expected:
@@ -175,9 +243,8 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
         raise DigitlabError(f"checkpoint {weights_path} is not a readable safetensors file ({exc}); "
                             "it is truncated or damaged: train again or restore it") from exc
     spec = meta["model"]
-    num_classes = int(meta.get("num_classes", len(meta.get("class_names") or [])) or 10)
     try:
-        model = build_model(spec["name"], num_classes=num_classes, **spec.get("config", {}))
+        model = build_model(spec["name"], num_classes=meta["num_classes"], **spec.get("config", {}))
     except DigitlabError as exc:
         raise DigitlabError(f"checkpoint {meta_path}: {exc}. It was written by another digitlab "
                             "version or edited by hand; train again or fix model.json.") from exc
@@ -194,4 +261,4 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     return Checkpoint(model=model, meta=meta, run_dir=run_dir)
 
 
-__all__ = ["Checkpoint", "load_checkpoint", "read_meta", "save_checkpoint", "unwrap_model"]
+__all__ = ["Checkpoint", "ModelMeta", "load_checkpoint", "read_meta", "save_checkpoint", "unwrap_model"]

@@ -14,3 +14,7 @@ class ImageTooLargeError(DigitlabError):
 
 class BlankImageError(DigitlabError):
     """An image with no ink standing out from its background: nothing to recognise."""
+
+
+class InputShapeError(DigitlabError, ValueError):
+    """An array that is not the uint8 (N, 28, 28) images a model takes (also a ValueError)."""

@@ -85,26 +85,26 @@ def test_export_dry_run_leaves_run_untouched(cnn_run, mnist_dir, capsys):
     assert sorted(p.name for p in cnn_run.iterdir()) == before
 
 
-def test_predict_preprocesses_pictures_with_the_models_dataset_profile(tmp_path, monkeypatch, capsys):
-    import digitlab.inference
+def test_predict_preprocesses_pictures_with_the_models_dataset_profile(tmp_path, capsys):
+    import torch
+
     from digitlab.checkpoints import save_checkpoint
     from digitlab.data import get_spec
+    from digitlab.inference import Predictor, load_image
     from digitlab.models import build_model
 
     run = tmp_path / "fashion-run"
-    save_checkpoint(run, build_model("softmax"), {"dataset": "fashion-mnist",
-                                                  "class_names": list(get_spec("fashion-mnist").class_names)})
+    torch.manual_seed(0)
+    model = build_model("softmax", init="normal", init_std=0.05)  # random weights: outputs depend on the pixels
+    save_checkpoint(run, model, {"dataset": "fashion-mnist", "class_names": list(get_spec("fashion-mnist").class_names)})
     picture = tmp_path / "shirt.png"
     image = Image.new("L", (120, 160), 255)
     image.paste(40, (30, 20, 90, 140))  # a dark 60x120 object on white
     image.save(picture)
-    profiles = []
-
-    def spy(img, *, name="image", profile="mnist"):
-        profiles.append(profile)
-        return preprocess_image(img, name=name, profile=profile)
-
-    monkeypatch.setattr(digitlab.inference, "preprocess_image", spy)
-    assert main(["predict", str(run), str(picture), "--backend", "torch"]) == 0
-    assert profiles == ["fashion"]
-    assert capsys.readouterr().out.startswith(f"{picture}: ")
+    assert main(["predict", str(run), str(picture), "--backend", "torch", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    predictor = Predictor.load(run, backend="torch")
+    want = {profile: predictor.predict_proba(preprocess_image(load_image(picture), profile=profile))[0]
+            for profile in ("fashion", "mnist")}
+    np.testing.assert_allclose(got["probabilities"], want["fashion"], rtol=1e-6)
+    assert not np.allclose(want["fashion"], want["mnist"], rtol=1e-3)  # the profile made a difference

@@ -41,19 +41,19 @@ def test_onnx_predictor_agrees_with_torch(cnn_run, mnist, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(cnn_run, run)
     x = mnist.x_test[:200]
+    before = sorted(p.name for p in run.iterdir())
     t = Predictor.load(run, backend="torch")
-    o = Predictor.load(run, backend="onnx")  # exports model.onnx on first use
-    assert o.backend == "onnx" and (run / "model.onnx").is_file()
+    o = Predictor.load(run, backend="onnx")  # exports in memory (and to the user cache) on first use
+    assert o.backend == "onnx" and sorted(p.name for p in run.iterdir()) == before  # the run is not written
     np.testing.assert_allclose(o.predict_proba(x), t.predict_proba(x), atol=1e-5)
     np.testing.assert_array_equal(o.predict(x), t.predict(x))
     assert o.model_id == t.model_id
     assert Predictor.load(run, backend="auto").backend == "onnx"
 
 
-def test_stale_onnx_export_is_replaced(cnn_run, tmp_path):
+def test_stale_onnx_export_is_not_used(cnn_run, mnist, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(cnn_run, run)
-    (run / "model.onnx").write_bytes(b"")  # placeholder so the export below is the only one
     export_onnx(run)
     meta_before = onnx_metadata(run / "model.onnx")
     from digitlab.checkpoints import save_checkpoint
@@ -62,8 +62,11 @@ def test_stale_onnx_export_is_replaced(cnn_run, tmp_path):
     torch.manual_seed(1)  # "retrain": different weights in the same run directory
     save_checkpoint(run, build_model("cnn"), {"dataset": "mnist"})
     p = Predictor.load(run, backend="onnx")
-    after = onnx_metadata(run / "model.onnx")["digitlab.weights_sha256"]
-    assert after != meta_before["digitlab.weights_sha256"] and p.model_id.endswith(after[:12])
+    t = Predictor.load(run, backend="torch")
+    x = mnist.x_test[:64]
+    np.testing.assert_allclose(p.predict_proba(x), t.predict_proba(x), atol=1e-5)  # the new weights answer
+    assert onnx_metadata(run / "model.onnx") == meta_before  # the stale file was left alone, not used
+    assert not p.model_id.endswith(meta_before["digitlab.weights_sha256"][:12])
 
 
 def test_predictor_rejects_bad_input_and_backend(cnn_run):
@@ -76,20 +79,34 @@ def test_predictor_rejects_bad_input_and_backend(cnn_run):
 
 
 
-def test_auto_falls_back_to_torch_when_onnx_cannot_be_written(cnn_run, tmp_path, monkeypatch):
+def test_onnx_works_with_a_read_only_run_and_cache(cnn_run, mnist, tmp_path, monkeypatch):
     from digitlab.inference import predictor as predictor_module
 
     run = tmp_path / "run"
     shutil.copytree(cnn_run, run)
-    (run / "model.onnx").unlink(missing_ok=True)
 
-    def read_only(*args, **kwargs):
-        raise PermissionError(13, "Permission denied", str(run / "model.onnx"))
+    def read_only(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(predictor_module, "export_onnx", read_only)
-    assert Predictor.load(run, backend="auto").backend == "torch"
-    with pytest.raises(DigitlabError, match="cannot write the ONNX export"):
-        Predictor.load(run, backend="onnx")
+    monkeypatch.setattr(predictor_module, "atomic_write_bytes", read_only, raising=False)
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "no-such-cache"))
+    p = Predictor.load(run, backend="onnx")  # exported in memory; nothing could be cached
+    assert p.backend == "onnx" and not (tmp_path / "no-such-cache").exists()
+    x = mnist.x_test[:64]
+    np.testing.assert_allclose(p.predict_proba(x), Predictor.load(run, backend="torch").predict_proba(x), atol=1e-5)
+
+
+def test_auto_falls_back_to_torch_when_onnx_export_fails(cnn_run, tmp_path, monkeypatch):
+    from digitlab.inference import predictor as predictor_module
+
+    def broken(*args, **kwargs):
+        raise DigitlabError("export failed")
+
+    monkeypatch.setattr(predictor_module, "onnx_bytes", broken)
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "empty-cache"))
+    assert Predictor.load(cnn_run, backend="auto").backend == "torch"
+    with pytest.raises(DigitlabError, match="export failed"):
+        Predictor.load(cnn_run, backend="onnx")
 
 
 @pytest.mark.parametrize(("dataset", "want"), [("fashion-mnist", "fashion"), ("mnist", "mnist"), ("kmnist", "mnist"),

@@ -13,7 +13,7 @@ from digitlab.checkpoints import save_checkpoint  # noqa: E402
 from digitlab.errors import DigitlabError  # noqa: E402
 from digitlab.inference import Predictor, export_int8  # noqa: E402
 from digitlab.inference.onnx_export import onnx_metadata  # noqa: E402
-from digitlab.inference.quantize import INT8_NAME  # noqa: E402
+from digitlab.layout import INT8_ONNX as INT8_NAME  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +82,7 @@ def test_stale_int8_model_is_refused_by_int8_and_skipped_by_auto(int8_run, tmp_p
 def test_int8_is_not_kept_when_it_loses_accuracy(trained_run, mnist, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
+    (run / INT8_NAME).unlink(missing_ok=True)  # the one `train` wrote
     result = export_int8(run, dataset=mnist, max_drop=-1.0, calibration_images=200, check_images=500)
     assert not result.kept and result.path is None and not (run / INT8_NAME).exists()
     assert "not kept" in result.summary() and result.check_images == 500

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from digitlab.models import build_model
+from digitlab.models import build_model, get_config, model_name
 from digitlab.models.fuse import fuse_for_inference
 
 
@@ -41,7 +41,7 @@ def test_fused_cnn_gives_the_same_logits_without_batchnorm(config) -> None:
     types = _types(fused)
     assert all(types[i - 1] == "ReLU" for i, t in enumerate(types) if t == "MaxPool2d")
     assert "BatchNorm2d" in _types(model) and not fused.training  # the original is untouched
-    assert fused.config == model.config and fused.name == model.name
+    assert get_config(fused) == get_config(model) and model_name(fused) == model_name(model)
 
 
 def test_a_negative_batchnorm_scale_keeps_that_stage_as_it_was() -> None:

@@ -8,8 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digitlab.inference.predictor import BACKENDS
+from digitlab.layout import IMAGE_SHAPE
+
 if TYPE_CHECKING:
     import numpy as np
+
+    from digitlab.inference import Predictor
+    from digitlab.inference.prediction import Prediction
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 
@@ -31,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=3, help="how many best classes to show per image (default: 3)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line per image: file, label, class_name, probability, "
-                        "probabilities, top_k, model_id (default: a text line per image)")
-    p.add_argument("--backend", choices=("auto", "torch", "onnx", "int8"), default="auto",
+                        "probabilities, top_k, rejected, reason, model_id (default: a text line per image)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="inference backend (default: auto: the run's int8 ONNX model when it has an up-to-date "
                         "one, else ONNX Runtime when installed, else PyTorch)")
     p.add_argument("--batch-size", type=int, default=1024, help="images per forward pass (default: 1024)")
@@ -62,22 +68,29 @@ def _expand(inputs: list[str]) -> Iterator[Path]:
             yield path  # missing files are reported per file by load_image
 
 
-def _read(path: Path, profile: str = "mnist") -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 (28, 28)) pairs of one input file (pictures preprocessed by `profile`); DigitlabError if unusable."""
+def _read(path: Path, predictor: Predictor) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 (28, 28)) pairs of one input file: a picture prepared for the model, or every IDX image."""
     import numpy as np
 
     from digitlab.errors import DigitlabError
-    from digitlab.inference import load_image, preprocess_image
 
     if _is_idx(path) and path.is_file():
         from digitlab.data import read_idx
 
         arr = read_idx(path)
-        if arr.ndim != 3 or arr.shape[1:] != (28, 28) or arr.dtype != np.uint8:
+        if arr.ndim != 3 or arr.shape[1:] != IMAGE_SHAPE or arr.dtype != np.uint8:
             raise DigitlabError(f"{path}: IDX file holds {arr.dtype} {arr.shape}, not uint8 (N, 28, 28) images; "
                                 "give an images file (...-images-idx3-ubyte), not a labels file")
         return [(f"{path}[{i}]", im) for i, im in enumerate(arr)]
-    return [(str(path), preprocess_image(load_image(path), name=str(path), profile=profile))]
+    return [(str(path), predictor.prepare(path))]
+
+
+def format_prediction(name: str, p: Prediction) -> str:
+    """One text line for a prediction: the class and the best few, or why it was rejected."""
+    if p.rejected:
+        return f"{name}: {p.reason} (closest: {p.class_name}, {p.probability:.0%})"
+    others = ", ".join(f"{c.class_name} {c.probability:.1%}" for c in p.top_k)
+    return f"{name}: {p.class_name}  ({others})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,25 +111,15 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in files:
         try:
-            for name, image in _read(path, predictor.preprocessing):
+            for name, image in _read(path, predictor):
                 names.append(name)
                 images.append(image)
         except DigitlabError as exc:
             failed += 1
             print(f"digitlab: error: {exc}", file=sys.stderr)
-    proba = predictor.predict_proba(np.stack(images)) if images else np.zeros((0, len(predictor.class_names)))
-    for name, row, best in zip(names, proba, predictor.top_k(proba, args.top_k)):
-        label, class_name, p = best[0]
-        if args.json:
-            print(json.dumps({
-                "file": name, "label": label, "class_name": class_name, "probability": p,
-                "probabilities": [float(v) for v in row],
-                "top_k": [{"label": i, "class_name": c, "probability": q} for i, c, q in best],
-                "model_id": predictor.model_id,
-            }))
-        else:
-            others = ", ".join(f"{c} {q:.1%}" for _, c, q in best)
-            print(f"{name}: {class_name}  ({others})")
+    predictions = predictor.predict_prepared(np.stack(images), top_k=args.top_k) if images else []
+    for name, p in zip(names, predictions):
+        print(json.dumps({"file": name, **p.model_dump()}) if args.json else format_prediction(name, p))
     if failed:
         print(f"digitlab: {failed} of {len(files)} input files failed; {len(names)} images classified", file=sys.stderr)
     return 1 if failed else 0

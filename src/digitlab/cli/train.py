@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from digitlab.training import RunOutputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,14 +73,14 @@ def _config(args: argparse.Namespace) -> Any:
     """The TrainConfig from the recipe and the command-line overrides (or the saved one with --resume)."""
     from digitlab.errors import DigitlabError
     from digitlab.training import TrainConfig, recipe_config
-    from digitlab.training.state import STATE_JSON
+    from digitlab.layout import RunFiles
 
     if args.resume:
         if not args.run_dir:
             raise DigitlabError("--resume needs --run-dir: the run directory to continue")
         import json
 
-        state = Path(args.run_dir) / STATE_JSON
+        state = RunFiles.of(args.run_dir).state_json
         if not state.is_file():
             raise DigitlabError(f"--resume: {state} not found; no epoch of that run finished. "
                                 "Start it again without --resume.")
@@ -140,7 +144,7 @@ def format_epoch(m: dict[str, Any], epochs: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train, save, evaluate, plot, reload and re-evaluate."""
+    """Train, then print what the run wrote (the library's `train` does the work)."""
     import os
 
     if args.list_recipes:
@@ -168,64 +172,26 @@ def run(args: argparse.Namespace) -> int:
                   f"({n_params:,} parameters) on {ds.name} from {ds.source}")
             print(f"run directory {run_dir}")
         started = time.perf_counter()
-        result = train(config, ds, run_dir=run_dir, resume=args.resume,
-                       callback=_Progress() if rank == 0 else None)
-        if rank != 0:
+        result = train(config, ds, run_dir=run_dir, resume=args.resume, callback=_Progress() if rank == 0 else None,
+                       plots=not (args.no_plots or args.dry_run), test_limit=1000 if args.dry_run else None)
+        if rank != 0 or result.outputs is None:
             return 0
         print(f"trained {result.steps} steps in {result.metrics.get('elapsed', 0.0):.1f}s "
-              f"(wall {time.perf_counter() - started:.1f}s)"
-              + (", stopped early" if result.stopped_early else ""))
-        return _finish(result, ds, run_dir, plots=not (args.no_plots or args.dry_run),
-                       limit=1000 if args.dry_run else None)
+              f"(wall {time.perf_counter() - started:.1f}s)" + (", stopped early" if result.stopped_early else ""))
+        _print_outputs(result.outputs)
+        return 0
 
 
-def _finish(result: Any, ds: Any, run_dir: Path, *, plots: bool, limit: int | None) -> int:
-    """Save, evaluate on the test set, write report.json and plots, reload and re-evaluate."""
-    import sys
-
-    from digitlab.checkpoints import load_checkpoint, save_checkpoint
-    from digitlab.evaluation import evaluate_model, write_report
-
-    x_test, y_test = ds.x_test[:limit], ds.y_test[:limit]
-    report = evaluate_model(result.model, x_test, y_test, ds.class_names, dataset=ds.name)
-    metrics = {**result.metrics, "test_accuracy": report["accuracy"]}
-    path = save_checkpoint(run_dir, result.model, {"class_names": list(ds.class_names), "dataset": ds.name,
-                                                   "training": result.config.to_dict(), "metrics": metrics})
-    print(f"saved {path} and {path.with_name('model.safetensors').name}")
-    report_path = write_report(report, run_dir)
-    print(f"test accuracy {report['accuracy']:.4f} on {report['n']} images  -> {report_path}")
-    if plots:
-        from digitlab.evaluation.plots import plot_run
-
-        for png in plot_run(run_dir, dataset=ds, report=report):
-            print(f"plot {png}")
-    reloaded = load_checkpoint(run_dir)
-    again = evaluate_model(reloaded.model, x_test, y_test, ds.class_names, dataset=ds.name)
-    print(f"reloaded checkpoint: test accuracy {again['accuracy']:.4f} (after training {report['accuracy']:.4f})")
-    if again["accuracy"] != report["accuracy"]:
-        print("digitlab: error: the reloaded checkpoint does not reproduce the trained model's accuracy",
-              file=sys.stderr)
-        return 1
-    _export_int8(run_dir, ds)
-    return 0
-
-
-def _export_int8(run_dir: Path, ds: Any) -> None:
-    """Write RUN/model.int8.onnx (what `predict` and `serve` then use) when onnxruntime is installed
-    and int8 keeps the accuracy; a failure here is reported, not fatal: the checkpoint is saved."""
-    import sys
-
-    from digitlab.errors import DigitlabError
-
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        print("int8 export skipped: onnxruntime is not installed (pip install digitlab[onnx])")
-        return
-    from digitlab.inference import export_int8
-
-    try:
-        print(export_int8(run_dir, dataset=ds).summary())
-    except (DigitlabError, OSError) as exc:
-        print(f"digitlab: warning: int8 export failed ({exc}); predict and serve use the float model",
+def _print_outputs(out: RunOutputs) -> None:
+    """What `finish_run` wrote, one line each."""
+    files = out.checkpoint.files
+    print(f"saved {files.model_json} and {files.weights.name}")
+    print(f"test accuracy {out.test_accuracy:.4f} on {out.report['n']} images  -> {out.report_path}")
+    for png in out.plots:
+        print(f"plot {png}")
+    print(f"reloaded checkpoint: test accuracy {out.reloaded_accuracy:.4f} (after training {out.test_accuracy:.4f})")
+    if out.int8 is not None:
+        print(out.int8.summary())
+    elif out.int8_error is not None:
+        print(f"digitlab: warning: int8 export failed ({out.int8_error}); predict and serve use the float model",
               file=sys.stderr)

@@ -8,7 +8,6 @@ from digitlab.evaluation.report import (
     REPORT_NAME,
     evaluate_model,
     format_report,
-    predict_logits,
     report_from_logits,
     write_report,
 )
@@ -19,7 +18,6 @@ __all__ = [
     "evaluate_model",
     "format_report",
     "precision_recall_f1",
-    "predict_logits",
     "report_from_logits",
     "softmax",
     "top_k_accuracy",

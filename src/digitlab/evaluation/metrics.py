@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from digitlab.inference.runner import softmax
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of logits (N, C) -> probabilities (N, C) in the logits' float dtype."""
-    z = logits - logits.max(axis=1, keepdims=True)  # no overflow in exp
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+__all__ = ["confusion_matrix", "precision_recall_f1", "softmax", "top_k_accuracy"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -21,10 +21,9 @@ from digitlab._io import atomic_write_bytes
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-PREDICTIONS_PNG = "predictions.png"
-CURVES_PNG = "training_curves.png"
-CONFUSION_PNG = "confusion_matrix.png"
-MISTAKES_PNG = "worst_mistakes.png"
+    from digitlab.checkpoints import Checkpoint
+
+from digitlab.layout import CONFUSION_PNG, CURVES_PNG, MISTAKES_PNG, PREDICTIONS_PNG, RunFiles
 DPI = 100  # figure sizes below are in inches, so pixel size = inches * DPI
 WRONG_COLOUR = "#d62728"  # red titles mark mistakes, as in the tutorials
 GRID = 25  # plot_run's prediction grid: the first 25 test images, 5 x 5 as in the tutorials
@@ -238,6 +237,7 @@ def plot_run(
     data_dir: str | os.PathLike[str] | None = None,
     report: dict[str, Any] | None = None,
     batch_size: int = 1000,
+    checkpoint: Checkpoint | None = None,
 ) -> list[Path]:
     """Redraw every plot of a run into its directory; returns the PNG paths written.
 
@@ -245,11 +245,13 @@ def plot_run(
     `model.json` (loaded from `data_dir` if given). `report`: an `evaluate_model` report of this
     model on that dataset's whole test split; when given, the confusion matrix and mistakes come
     from it instead of a fresh pass over the test set (a report of another size is ignored).
+    `checkpoint`: the run's loaded checkpoint when the caller has it (else it is loaded).
     """
     from digitlab.checkpoints import load_checkpoint
-    from digitlab.evaluation.report import predict_logits, report_from_logits, run_dataset
+    from digitlab.evaluation.report import report_from_logits, run_dataset
+    from digitlab.inference.runner import predict_logits
 
-    ckpt = load_checkpoint(run_dir)
+    ckpt = checkpoint if checkpoint is not None else load_checkpoint(run_dir)
     run = Path(ckpt.run_dir)
     class_names = list(ckpt.meta.get("class_names") or [str(i) for i in range(ckpt.meta["num_classes"])])
     if dataset is None or isinstance(dataset, str):
@@ -280,7 +282,7 @@ def plot_run(
             class_names=class_names,
         )
     )
-    metrics_file = run / "metrics.jsonl"
+    metrics_file = RunFiles(run).metrics
     if metrics_file.is_file():
         records = read_metrics(metrics_file)
         if any("epoch" in r for r in records):

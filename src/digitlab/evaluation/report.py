@@ -11,11 +11,13 @@ import numpy as np
 from digitlab._io import atomic_write_json
 from digitlab.errors import DigitlabError
 from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, softmax, top_k_accuracy
+from digitlab.inference.runner import predict_logits
+from digitlab.layout import MODEL_JSON, REPORT
 
 if TYPE_CHECKING:  # torch is imported lazily: `digitlab --help` should not pay for it
     import torch
 
-REPORT_NAME = "report.json"
+REPORT_NAME = REPORT
 
 
 def run_dataset(
@@ -33,45 +35,9 @@ def run_dataset(
 
     name = dataset or meta.get("dataset")
     if not name:
-        where = Path(run_dir) / "model.json" if run_dir is not None else "the checkpoint's model.json"
+        where = Path(run_dir) / MODEL_JSON if run_dir is not None else "the checkpoint's model.json"
         raise DigitlabError(f"{where} names no dataset to evaluate on; pass one (e.g. --dataset mnist)")
     return load(name, data_dir=data_dir)
-
-
-def predict_logits(
-    model: torch.nn.Module,
-    x_uint8: np.ndarray,
-    *,
-    batch_size: int = 1000,
-    device: str | torch.device | None = None,
-) -> np.ndarray:
-    """Run `model` over uint8 images (N, 28, 28) in batches; returns float32 logits (N, C).
-
-    The model input contract: float32 (N, 1, 28, 28) = pixels / 255; the model normalises itself.
-    """
-    import torch
-
-    x = np.asarray(x_uint8)
-    if x.ndim != 3 or x.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images of shape (N, H, W), got {x.dtype} {x.shape}")
-    if device is None:
-        param = next(iter(model.parameters()), None)
-        device = param.device if param is not None else torch.device("cpu")
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with torch.inference_mode():
-            for start in range(0, len(x), batch_size):
-                xb = torch.from_numpy(x[start : start + batch_size]).to(device)
-                xb = xb.unsqueeze(1).float().div_(255.0)  # (B, 1, 28, 28) in [0, 1]
-                out.append(model(xb).float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    if not out:
-        raise ValueError("no images to evaluate (N = 0)")
-    return np.concatenate(out)
 
 
 def report_from_logits(

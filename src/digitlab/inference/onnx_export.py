@@ -12,16 +12,11 @@ import numpy as np
 
 from digitlab._io import atomic_write_bytes
 from digitlab.errors import DigitlabError
+from digitlab.layout import INPUT_CONTRACT, SIDE, WEIGHTS, RunFiles, to_model_input
 
-ONNX_NAME = "model.onnx"
 OPSET = 17  # the lowest opset with LayerNormalization; ONNX Runtime >= 1.14 runs it
-INPUT_NAME = "input"  # float32 (N, 1, 28, 28) = pixels / 255
+INPUT_NAME = "input"  # layout.INPUT_CONTRACT
 OUTPUT_NAME = "logits"  # float32 (N, C)
-
-
-def onnx_input(x_uint8: np.ndarray) -> np.ndarray:
-    """uint8 images (N, 28, 28) -> the ONNX model's input, float32 (N, 1, 28, 28) = pixels / 255."""
-    return (np.asarray(x_uint8, dtype=np.float32) / np.float32(255.0))[:, None]
 
 
 def weights_sha256(meta: dict[str, Any], run_dir: Path) -> str:
@@ -31,7 +26,7 @@ def weights_sha256(meta: dict[str, Any], run_dir: Path) -> str:
         return str(sha)
     import hashlib
 
-    return hashlib.sha256((run_dir / "model.safetensors").read_bytes()).hexdigest()
+    return hashlib.sha256((run_dir / WEIGHTS).read_bytes()).hexdigest()
 
 
 def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -99,39 +94,29 @@ def trim_pooled_borders(proto: Any) -> int:
     return changed
 
 
-def export_onnx(
-    checkpoint_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str] | None = None,
-    *,
-    opset: int = OPSET,
-) -> Path:
-    """Write the checkpoint's model as ONNX (input float32 (N, 1, 28, 28), output logits (N, C)).
+def onnx_bytes(model: Any, meta: dict[str, Any], run_dir: Path, *, opset: int = OPSET) -> bytes:
+    """The checkpoint's model (a loaded registry model and its `model.json`) serialised as ONNX.
 
-    The exported graph computes the checkpoint's logits (up to float rounding) with less work:
-    BatchNorm folded (`models.fuse`), an NHWC-order head, convs trimmed to what their pools read
-    (`trim_pooled_borders`). `out_path` defaults to `model.onnx` in the run directory. The batch axis is dynamic. The
-    file records the weights' SHA-256, class names and model name in its metadata, so a
-    stale export (weights retrained since) is detected. Written atomically.
+    Input float32 (N, 1, 28, 28) (`layout.INPUT_CONTRACT`), output logits (N, C), dynamic
+    batch axis. The graph computes the checkpoint's logits (up to float rounding) with less
+    work: BatchNorm folded (`models.fuse`), an NHWC-order head, convs trimmed to what their
+    pools read (`trim_pooled_borders`). The metadata records the weights' SHA-256, class names
+    and model name, so a stale export (weights retrained since) is detected.
     """
     import onnx
     import torch
 
-    from digitlab.checkpoints import load_checkpoint
-
-    ckpt = load_checkpoint(checkpoint_path)
-    run_dir = Path(ckpt.run_dir)
-    out = Path(out_path) if out_path is not None else run_dir / ONNX_NAME
     from digitlab.models.fuse import flatten_channels_last, fuse_for_inference
 
-    example = torch.zeros(2, 1, 28, 28)  # (N, 1, 28, 28); 2 so no size-1 batch gets specialised
+    example = torch.zeros(2, 1, SIDE, SIDE)  # (N, 1, 28, 28); 2 so no size-1 batch gets specialised
     # same logits, fewer passes over memory: BatchNorm folded into the convs, an NHWC-order head
-    model = flatten_channels_last(fuse_for_inference(ckpt.model), example)
+    fused = flatten_channels_last(fuse_for_inference(model), example)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript-exporter deprecation notices: not the user's business
         try:
             torch.onnx.export(
-                model,
+                fused,
                 (example,),
                 buf,
                 input_names=[INPUT_NAME],
@@ -142,21 +127,35 @@ def export_onnx(
             )
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types
             raise DigitlabError(
-                f"checkpoint {run_dir}: ONNX export of model {ckpt.meta['model']['name']!r} failed: {exc}"
+                f"checkpoint {run_dir}: ONNX export of model {meta['model']['name']!r} failed: {exc}"
             ) from exc
     proto = onnx.load_from_string(buf.getvalue())
     trim_pooled_borders(proto)
-    meta = {
-        "digitlab.weights_sha256": weights_sha256(ckpt.meta, run_dir),
-        "digitlab.model": json.dumps(ckpt.meta["model"]),
-        "digitlab.class_names": json.dumps(list(ckpt.meta.get("class_names") or [])),
-        "digitlab.input": "float32 (N, 1, 28, 28) = pixels / 255",
+    props = {
+        "digitlab.weights_sha256": weights_sha256(meta, run_dir),
+        "digitlab.model": json.dumps(meta["model"]),
+        "digitlab.class_names": json.dumps(list(meta.get("class_names") or [])),
+        "digitlab.input": INPUT_CONTRACT,
     }
-    for key, value in meta.items():
-        prop = proto.metadata_props.add()
-        prop.key, prop.value = key, value
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(proto)
-    return atomic_write_bytes(out, proto.SerializeToString())
+    return proto.SerializeToString()
+
+
+def export_onnx(
+    checkpoint_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str] | None = None,
+    *,
+    opset: int = OPSET,
+) -> Path:
+    """Write the checkpoint's model as ONNX (`onnx_bytes`) to `out_path` (default `RUN/model.onnx`), atomically."""
+    from digitlab.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint_path)
+    run_dir = Path(ckpt.run_dir)
+    out = Path(out_path) if out_path is not None else RunFiles(run_dir).onnx
+    return atomic_write_bytes(out, onnx_bytes(ckpt.model, ckpt.meta, run_dir, opset=opset))
 
 
 def compare_onnx(
@@ -168,10 +167,10 @@ def compare_onnx(
     import onnxruntime as ort
 
     from digitlab.checkpoints import load_checkpoint
-    from digitlab.evaluation.report import predict_logits
+    from digitlab.inference.runner import predict_logits
 
     ckpt = load_checkpoint(checkpoint_path)
     want = predict_logits(ckpt.model, x_uint8)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run([OUTPUT_NAME], {INPUT_NAME: onnx_input(x_uint8)})[0]
+    got = session.run([OUTPUT_NAME], {INPUT_NAME: to_model_input(np.asarray(x_uint8))})[0]
     return float(np.max(np.abs(got - want)))

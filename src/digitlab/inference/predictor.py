@@ -1,30 +1,43 @@
-"""`Predictor`: a checkpoint ready for inference on uint8 (N, 28, 28) images, on PyTorch or ONNX Runtime."""
+"""`Predictor`: a checkpoint ready for inference, on PyTorch or ONNX Runtime (float or int8).
+
+    predictor = Predictor.load("runs/cnn")             # or Predictor.load() for the bundled model
+    predictor.predict_image("photo.jpg")               # -> Prediction (any picture: path, bytes, PIL, array)
+    predictor.predict_proba(x_uint8)                   # (N, 28, 28) uint8 -> (N, C): the fast path
+"""
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
+from digitlab._io import atomic_write_bytes
 from digitlab.data.registry import Preprocessing, preprocessing_of
 from digitlab.errors import DigitlabError
-from digitlab.evaluation.metrics import softmax
-from digitlab.inference.onnx_export import (
-    INPUT_NAME,
-    ONNX_NAME,
-    OUTPUT_NAME,
-    export_onnx,
-    onnx_input,
-    onnx_metadata,
-    weights_sha256,
-)
+from digitlab.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_bytes, onnx_metadata, weights_sha256
+from digitlab.inference.prediction import Prediction
+from digitlab.inference.preprocess import ImageInput, load_image, preprocess_image
+from digitlab.inference.runner import check_images, predict_logits, softmax
+from digitlab.layout import RunFiles, to_model_input
 
-BACKENDS = ("auto", "torch", "onnx", "int8")
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("digitlab.inference")
+
+Backend = Literal["auto", "torch", "onnx", "int8"]
+BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "int8")
+DEFAULT_TOP_K = 3
 # "auto" prefers ONNX Runtime: measured faster than PyTorch on CPU for every registry model at
 # batch 1 and batch 1000 (docs/evaluation.md has the figures and the command); and within it the
 # int8 model when the run has an up-to-date one (only written when it kept the accuracy).
-AUTO_PREFERS_ONNX = True
+
+
+class _Session(Protocol):
+    def run(self, output_names: list[str], input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
 def _onnxruntime_available() -> bool:
@@ -36,13 +49,13 @@ def _onnxruntime_available() -> bool:
 
 
 class Predictor:
-    """Class probabilities for uint8 images (N, 28, 28), bright ink on black (`preprocess_image` output).
+    """A trained model that answers for images: `predict_image(s)` for pictures, `predict_proba` for arrays.
 
     Build one with `Predictor.load(path, backend=...)`. Attributes: `class_names`, `model_id`
     (model name + first 12 hex digits of the weights' SHA-256), `meta` (the `model.json`),
-    `backend` ("torch", "onnx" or "int8"), `run_dir`, `preprocessing` (the `preprocess_image` profile of
-    the checkpoint's dataset, from the registry; "mnist" for folders and unknown datasets).
-    Thread-safe for concurrent `predict_proba` calls.
+    `backend` ("torch", "onnx" or "int8"), `run_dir`, `preprocessing` (the `preprocess_image`
+    profile of the checkpoint's dataset), `temperature` (the calibration in `model.json`;
+    1 when it has none). Thread-safe for concurrent calls.
     """
 
     def __init__(
@@ -51,10 +64,12 @@ class Predictor:
         backend: str,
         meta: dict[str, Any],
         run_dir: Path,
-        model: Any = None,
-        session: Any = None,
+        model: torch.nn.Module | None = None,
+        session: _Session | None = None,
         batch_size: int = 1024,
     ) -> None:
+        if (model is None) == (session is None):
+            raise DigitlabError("Predictor needs exactly one of a torch model and an ONNX Runtime session")
         self.backend = backend
         self.meta = meta
         self.run_dir = run_dir
@@ -63,8 +78,8 @@ class Predictor:
             str(c) for c in (meta.get("class_names") or range(int(meta.get("num_classes", 10))))
         )
         self.preprocessing: Preprocessing = preprocessing_of(meta.get("dataset"))
-        sha = weights_sha256(meta, run_dir)
-        self.model_id = f"{meta['model']['name']}-{sha[:12]}"
+        self.temperature = float((meta.get("calibration") or {}).get("temperature", 1.0))
+        self.model_id = f"{meta['model']['name']}-{weights_sha256(meta, run_dir)[:12]}"
         self._model = model
         self._session = session
 
@@ -79,142 +94,188 @@ class Predictor:
     ) -> Predictor:
         """Load the checkpoint at `path` (run directory, `model.json` or `model.safetensors`).
 
-        backend: "torch"; "onnx" (ONNX Runtime on `model.onnx` in the run directory, exported
-        first if missing or made from other weights); "int8" (ONNX Runtime on `model.int8.onnx`,
-        written by `digitlab train` or `digitlab export --int8`; it must match the weights);
-        "auto" (int8 when that file is there and up to date, else onnx when onnxruntime is
-        installed and the export works, else torch). `num_threads`: intra-op threads (default: the
-        library's own choice); for torch this sets the process-wide `torch.set_num_threads`.
+        backend: "torch"; "onnx" (ONNX Runtime on the run's `model.onnx` when it is up to date,
+        else on an export made in memory and kept in the user cache; the run directory is never
+        written); "int8" (ONNX Runtime on `model.int8.onnx`, written by `digitlab train` or
+        `digitlab export --int8`; it must match the weights); "auto" (int8 when that file is
+        there and up to date, else onnx when onnxruntime is installed and the export works, else
+        torch). `num_threads`: intra-op threads (default: the library's own choice); for torch
+        this sets the process-wide `torch.set_num_threads`.
         """
         from digitlab.checkpoints import load_checkpoint
 
         if backend not in BACKENDS:
             raise DigitlabError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
         ckpt = load_checkpoint(path)
-        run_dir = Path(ckpt.run_dir)
-        from digitlab.inference.quantize import INT8_NAME
-
-        auto_onnx = backend == "auto" and AUTO_PREFERS_ONNX and _onnxruntime_available()
-        if backend == "int8" or (auto_onnx and (run_dir / INT8_NAME).is_file()):
+        meta, run_dir = ckpt.meta, Path(ckpt.run_dir)
+        make = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir}
+        onnx_ok = backend in ("onnx", "int8") or (backend == "auto" and _onnxruntime_available())
+        if backend == "int8" or (onnx_ok and backend == "auto" and RunFiles(run_dir).int8_onnx.is_file()):
             try:
-                session = _int8_session(ckpt.meta, run_dir, num_threads)
+                return cls(backend="int8", session=_int8_session(meta, run_dir, num_threads), **make)
             except DigitlabError:
                 if backend == "int8":
-                    raise
-                # "auto": an int8 file made from other weights, or one ONNX Runtime cannot load;
-                # the float model still works
-            else:
-                return cls(backend="int8", meta=ckpt.meta, run_dir=run_dir, session=session, batch_size=batch_size)
-        if backend == "onnx" or auto_onnx:
+                    raise  # "auto": an int8 file of other weights, or one ONNX Runtime cannot load
+        if backend == "onnx" or (backend == "auto" and onnx_ok):
             try:
-                session = _onnx_session(path, ckpt.meta, run_dir, num_threads)
-            except (DigitlabError, OSError, ImportError) as exc:
+                return cls(backend="onnx", session=_onnx_session(ckpt.model, meta, run_dir, num_threads), **make)
+            except DigitlabError:
                 if backend == "onnx":
-                    if isinstance(exc, ImportError):
-                        raise DigitlabError(f"backend 'onnx' needs onnx and onnxruntime ({exc}); "
-                                            "install digitlab[onnx] or use --backend torch") from exc
-                    raise
-                # "auto": e.g. a read-only run directory without model.onnx; PyTorch still works
-            else:
-                return cls(backend="onnx", meta=ckpt.meta, run_dir=run_dir, session=session, batch_size=batch_size)
+                    raise  # "auto": PyTorch still works
+                log.warning("ONNX Runtime could not run %s; using PyTorch", run_dir, exc_info=True)
         if num_threads:
             import torch
 
             torch.set_num_threads(int(num_threads))
-        return cls(backend="torch", meta=ckpt.meta, run_dir=run_dir, model=ckpt.model, batch_size=batch_size)
+        return cls(backend="torch", model=ckpt.model, **make)
+
+    # -- arrays in: the fast path ------------------------------------------------------------
 
     def predict_logits(self, x: np.ndarray) -> np.ndarray:
         """Logits float32 (N, C) for uint8 images (N, 28, 28) (a single (28, 28) image counts as N=1)."""
-        x = np.asarray(x)
-        if x.ndim == 2:
-            x = x[None]
-        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
-            raise ValueError(f"expected uint8 images of shape (N, 28, 28), got {x.dtype} {x.shape}")
-        out = [self._run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
-        if not out:
+        x = check_images(x)
+        if len(x) == 0:
             return np.zeros((0, len(self.class_names)), dtype=np.float32)
-        return np.concatenate(out)
+        return np.concatenate([self._run(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)])
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities float32 (N, C) for uint8 images (N, 28, 28); rows sum to 1."""
-        return softmax(self.predict_logits(x))  # float32 in, float32 out
+        """Calibrated class probabilities float32 (N, C) for uint8 images (N, 28, 28); rows sum to 1."""
+        return softmax(self.predict_logits(x), self.temperature)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted class indices int64 (N,) for uint8 images (N, 28, 28)."""
         return self.predict_logits(x).argmax(axis=1).astype(np.int64)
 
-    def top_k(self, proba: np.ndarray, k: int) -> list[list[tuple[int, str, float]]]:
-        """Per row of probabilities (N, C): the k best (index, class name, probability), best first."""
-        k = max(1, min(int(k), proba.shape[1]))
-        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-        return [[(int(i), self.class_names[i], float(row[i])) for i in idx] for idx, row in zip(order, proba)]
+    def score(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Accuracy on uint8 images (N, 28, 28) with labels (N,): the share of `predict(x) == y`."""
+        y = np.asarray(y).ravel()
+        if len(y) != len(x) or len(y) == 0:
+            raise DigitlabError(f"score: {len(x)} images and {len(y)} labels; pass as many of each, at least one")
+        return float(np.mean(self.predict(x) == y))
+
+    # -- pictures in ---------------------------------------------------------------------------
+
+    def prepare(self, image: ImageInput, *, name: str | None = None) -> np.ndarray:
+        """Any picture -> the uint8 (28, 28) this model sees, by its dataset's preprocessing.
+
+        `image`: a file path, the file's bytes, a binary file object, a PIL image, or a NumPy
+        array of any size and dtype (greyscale (H, W), RGB(A) (H, W, 3|4)).
+        """
+        label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+        if isinstance(image, np.ndarray):
+            picture: Any = image
+        elif hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
+            picture = image
+        else:
+            picture = load_image(image, name=label)
+        return preprocess_image(picture, name=label, profile=self.preprocessing)
+
+    def predict_image(self, image: ImageInput, *, top_k: int = DEFAULT_TOP_K, name: str | None = None) -> Prediction:
+        """The prediction for one picture (see `prepare` for what it may be)."""
+        return self.predict_prepared(self.prepare(image, name=name)[None], top_k=top_k)[0]
+
+    def predict_images(self, images: Sequence[ImageInput], *, top_k: int = DEFAULT_TOP_K) -> list[Prediction]:
+        """Predictions for several pictures, in one batched forward pass."""
+        if not images:
+            return []
+        return self.predict_prepared(np.stack([self.prepare(im) for im in images]), top_k=top_k)
+
+    def predict_prepared(self, x: np.ndarray, *, top_k: int = DEFAULT_TOP_K) -> list[Prediction]:
+        """Predictions for uint8 images (N, 28, 28) already in the model's format (no preprocessing)."""
+        proba = self.predict_proba(x)
+        return [self.prediction(row, top_k=top_k) for row in proba]
+
+    def prediction(self, proba: np.ndarray, *, top_k: int = DEFAULT_TOP_K) -> Prediction:
+        """The `Prediction` for one row of this model's probabilities (C,)."""
+        return Prediction.from_probabilities(proba, self.class_names, self.model_id, top_k=top_k)
 
     def _run(self, xb: np.ndarray) -> np.ndarray:
         if self._session is None:
-            from digitlab.evaluation.report import predict_logits
-
+            assert self._model is not None
             return predict_logits(self._model, xb, batch_size=len(xb))
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: onnx_input(xb)})[0]
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: to_model_input(xb)})[0]
 
     def __repr__(self) -> str:
         return f"Predictor(model_id={self.model_id!r}, backend={self.backend!r}, classes={len(self.class_names)})"
 
 
-def _int8_is_current(meta: dict[str, Any], run_dir: Path) -> bool:
+def int8_is_current(meta: dict[str, Any], run_dir: Path) -> bool:
     """Whether `run_dir/model.int8.onnx` exists and was made from these weights."""
-    from digitlab.inference.quantize import INT8_NAME
-
-    path = run_dir / INT8_NAME
+    path = RunFiles(run_dir).int8_onnx
     try:
         return path.is_file() and onnx_metadata(path).get("digitlab.weights_sha256") == weights_sha256(meta, run_dir)
-    except Exception:  # noqa: BLE001 - an unreadable file is simply not used by "auto"
+    except Exception:  # noqa: BLE001 - an unreadable file is simply not current
         return False
 
 
-def _int8_session(meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> Any:
+def _int8_session(meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> _Session:
     """An ONNX Runtime session on the run's int8 model; a clear error when it is missing or stale."""
-    from digitlab.inference.quantize import INT8_NAME
-
-    path = run_dir / INT8_NAME
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise DigitlabError(f"backend 'int8' needs onnx and onnxruntime ({exc}); install digitlab[onnx] "
-                            "or use --backend torch") from exc
+    path = RunFiles(run_dir).int8_onnx
     if not path.is_file():
         raise DigitlabError(f"{path} does not exist; make it with `digitlab export {run_dir} --onnx --int8`, "
                             "or use --backend onnx")
-    if not _int8_is_current(meta, run_dir):
+    if not int8_is_current(meta, run_dir):
         raise DigitlabError(f"{path} was made from other weights than {run_dir}'s; remake it with "
                             f"`digitlab export {run_dir} --onnx --int8`, or use --backend onnx")
-    return _session(path, num_threads)
+    return ort_session(path.read_bytes(), num_threads, name=str(path))
 
 
-def _session(path: Path, num_threads: int | None) -> Any:
-    import onnxruntime as ort
-
+def ort_session(model: bytes, num_threads: int | None = None, *, name: str = "ONNX model") -> _Session:
+    """An ONNX Runtime CPU session on the serialised ONNX `model`; DigitlabError naming it if it cannot load."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise DigitlabError(f"{name}: ONNX Runtime is not installed ({exc}); pip install onnxruntime, "
+                            "or use --backend torch") from exc
     options = ort.SessionOptions()
     if num_threads:
         options.intra_op_num_threads = int(num_threads)
     try:
-        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise DigitlabError(f"{path}: ONNX Runtime cannot load it ({exc}); delete it to re-export") from exc
+        raise DigitlabError(f"{name}: ONNX Runtime cannot load it ({exc}); delete it to re-export") from exc
 
 
-def _onnx_session(path: str | os.PathLike[str], meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> Any:
-    """An ONNX Runtime session on `run_dir/model.onnx`, (re-)exported when missing or stale."""
-    import onnxruntime  # noqa: F401 - ImportError here means: no ONNX backend
-
-    onnx_path = run_dir / ONNX_NAME
+def _onnx_session(model: torch.nn.Module, meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> _Session:
+    """A session on the run's `model.onnx` when current, else on an export cached by the weights' SHA-256."""
     sha = weights_sha256(meta, run_dir)
-    if not onnx_path.is_file() or onnx_metadata(onnx_path).get("digitlab.weights_sha256") != sha:
-        try:
-            export_onnx(path, onnx_path)
-        except OSError as exc:
-            raise DigitlabError(
-                f"{onnx_path}: cannot write the ONNX export ({exc}); run `digitlab export {run_dir} --onnx "
-                "--out PATH` somewhere writable, or use --backend torch"
-            ) from exc
-    return _session(onnx_path, num_threads)
+    own = RunFiles(run_dir).onnx
+    try:
+        if own.is_file() and onnx_metadata(own).get("digitlab.weights_sha256") == sha:
+            return ort_session(own.read_bytes(), num_threads, name=str(own))
+    except Exception:  # noqa: BLE001 - a damaged model.onnx is ignored: the export below replaces it in memory
+        log.warning("%s is unreadable; exporting the checkpoint again", own)
+    cached = _export_cache_dir() / f"{sha[:32]}.onnx"
+    data = _read_cached(cached, sha)
+    if data is None:
+        data = onnx_bytes(model, meta, run_dir)
+        _write_cached(cached, data)
+    return ort_session(data, num_threads, name=f"ONNX export of {run_dir}")
+
+
+def _export_cache_dir() -> Path:
+    from digitlab.data.sources import cache_root
+
+    return cache_root() / "onnx"
+
+
+def _read_cached(path: Path, sha: str) -> bytes | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
+    except Exception:  # noqa: BLE001 - a damaged cache entry is re-exported
+        return None
+    return data if props.get("digitlab.weights_sha256") == sha else None
+
+
+def _write_cached(path: Path, data: bytes) -> None:
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:  # a read-only cache costs an export per load, nothing more
+        log.info("could not cache the ONNX export at %s (%s)", path, exc)
 

@@ -21,10 +21,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from digitlab.errors import BlankImageError, DigitlabError, ImageTooLargeError
+from digitlab.layout import BOX, CENTRE, SIDE
 
-SIZE = 28  # output side, as MNIST
-BOX = 20  # the digit is fitted into BOX x BOX, as MNIST
-CENTRE = 14.0  # MNIST's centre of mass in pixel-index coordinates (mean 14.0 over the test set)
+SIZE = SIDE  # output side, as MNIST
+
+
 MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard: ~ a 7000 x 5700 photo; a digit needs far less
 MAX_FILE_BYTES = 64 * 1024 * 1024  # files are read whole; no digit picture needs more
 WORK_SIDE = 512  # larger inputs are first shrunk (area average) to this side: output is 20 px anyway
@@ -32,7 +33,8 @@ MIN_CONTRAST = 10.0  # ink must stand out from the paper by this much (0-255 sca
 CORE_TRIM = 0.01  # mass fraction trimmed from each side to find the digit's core before growing it
 MAX_NOISE_FRACTION = 0.25  # paper noise above this share of the ink contrast is an object at the border
 
-ImageSource = str | os.PathLike[str] | bytes | BinaryIO
+ImageSource = str | os.PathLike[str] | bytes | BinaryIO  # what load_image opens
+ImageInput = ImageSource | Image.Image | np.ndarray  # what Predictor.predict_image takes
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,19 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from digitlab._io import atomic_write_bytes
+from digitlab.checkpoints import Checkpoint
 from digitlab.errors import DigitlabError
-from digitlab.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_input
+from digitlab.inference.onnx_export import INPUT_NAME, onnx_bytes
+from digitlab.layout import INT8_ONNX, RunFiles, to_model_input
 
-INT8_NAME = "model.int8.onnx"
+if TYPE_CHECKING:
+    from digitlab.data import Dataset
+
 CALIBRATION_IMAGES = 1000  # training images from the end of the training split
 CHECK_IMAGES = 5000  # validation images (the start of the training split) for the accuracy check
 MAX_ACCURACY_DROP = 0.001  # keep int8 only if it loses at most 0.1 percentage points
@@ -76,12 +80,6 @@ def _image_input_convs(model: Any) -> list[str]:
             and len(dims.get(node.input[1], [])) == 4 and dims[node.input[1]][1] == 1]
 
 
-def _accuracy(session: Any, x: np.ndarray, y: np.ndarray, batch: int = 1000) -> float:
-    pred = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: onnx_input(x[i : i + batch])})[0].argmax(1)
-                           for i in range(0, len(x), batch)])
-    return float((pred == y).mean())
-
-
 def quantize_onnx(float_path: str | os.PathLike[str], calibration_uint8: np.ndarray, out_path: str | os.PathLike[str]
                   ) -> Path:
     """Write an int8 (QDQ) version of the float ONNX model at `float_path`, calibrated on uint8 images (N, 28, 28).
@@ -98,7 +96,7 @@ def quantize_onnx(float_path: str | os.PathLike[str], calibration_uint8: np.ndar
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter([{INPUT_NAME: onnx_input(calibration_uint8[i : i + 250])}
+            self._batches = iter([{INPUT_NAME: to_model_input(calibration_uint8[i : i + 250])}
                                   for i in range(0, len(calibration_uint8), 250)])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
@@ -124,30 +122,32 @@ def quantize_onnx(float_path: str | os.PathLike[str], calibration_uint8: np.ndar
 
 
 def export_int8(
-    checkpoint_path: str | os.PathLike[str],
+    checkpoint: Checkpoint | str | os.PathLike[str],
     out_path: str | os.PathLike[str] | None = None,
     *,
-    dataset: Any = None,
+    dataset: Dataset | None = None,
     data_dir: str | os.PathLike[str] | None = None,
     calibration_images: int = CALIBRATION_IMAGES,
     check_images: int = CHECK_IMAGES,
     max_drop: float = MAX_ACCURACY_DROP,
+    float_onnx: bytes | None = None,
 ) -> Int8Export:
     """Quantize the checkpoint to int8 ONNX and keep it (at `out_path`, default `RUN/model.int8.onnx`)
     only if its accuracy on the validation images is at most `max_drop` below the float model's.
 
-    `dataset`: the checkpoint's `digitlab.data.Dataset` if already loaded (else loaded through
-    the data layer, `data_dir` as for `load`). Calibration uses the last `calibration_images`
-    training images; the check uses the first `check_images` (the validation split).
+    `checkpoint`: a loaded `Checkpoint` or a path to one. `dataset`: the checkpoint's dataset if
+    already loaded (else loaded through the data layer, `data_dir` as for `load`). Calibration
+    uses the last `calibration_images` training images; the check uses the first `check_images`
+    (the validation split), both scored with `Predictor.score`. `float_onnx`: the float export
+    when the caller already has it (`onnx_bytes`).
     """
-    import onnxruntime as ort
-
     from digitlab.checkpoints import load_checkpoint
     from digitlab.evaluation.report import run_dataset
+    from digitlab.inference.predictor import Predictor, ort_session
 
-    ckpt = load_checkpoint(checkpoint_path)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     run_dir = Path(ckpt.run_dir)
-    out = Path(out_path) if out_path is not None else run_dir / INT8_NAME
+    out = Path(out_path) if out_path is not None else RunFiles(run_dir).int8_onnx
     ds = dataset if dataset is not None else run_dataset(ckpt.meta, data_dir=data_dir, run_dir=run_dir)
     n = len(ds.x_train)
     if n < 2:
@@ -156,14 +156,14 @@ def export_int8(
     n_check = max(1, min(int(check_images), n - n_cal))
     x_cal = ds.x_train[n - n_cal :]
     x_check, y_check = ds.x_train[:n_check], ds.y_train[:n_check]
+    float_bytes = float_onnx if float_onnx is not None else onnx_bytes(ckpt.model, ckpt.meta, run_dir)
     with tempfile.TemporaryDirectory(prefix="digitlab-int8-") as tmp:
-        float_path = export_onnx(checkpoint_path, Path(tmp) / "model.onnx")
-        int8_tmp = quantize_onnx(float_path, x_cal, Path(tmp) / INT8_NAME)
-        options = ort.SessionOptions()
-        sessions = [ort.InferenceSession(str(p), sess_options=options, providers=["CPUExecutionProvider"])
-                    for p in (float_path, int8_tmp)]
-        float_acc, int8_acc = (_accuracy(s, x_check, y_check) for s in sessions)
-        kept = float_acc - int8_acc <= max_drop
-        path = atomic_write_bytes(out, int8_tmp.read_bytes()) if kept else None
+        float_path = atomic_write_bytes(Path(tmp) / "model.onnx", float_bytes)
+        int8_bytes = quantize_onnx(float_path, x_cal, Path(tmp) / INT8_ONNX).read_bytes()
+    float_acc, int8_acc = (
+        Predictor(backend=b, session=ort_session(m), meta=ckpt.meta, run_dir=run_dir).score(x_check, y_check)
+        for b, m in (("onnx", float_bytes), ("int8", int8_bytes)))
+    kept = float_acc - int8_acc <= max_drop
+    path = atomic_write_bytes(out, int8_bytes) if kept else None
     return Int8Export(path=path, float_accuracy=float_acc, int8_accuracy=int8_acc, check_images=n_check,
                       calibration_images=n_cal, max_drop=max_drop)

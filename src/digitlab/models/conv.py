@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from digitlab.errors import DigitlabError
+from digitlab.layout import SIDE
 from digitlab.models.layers import Normalize, make_activation
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # over the 60,000 MNIST training images
@@ -24,7 +25,7 @@ class LeNet(nn.Module):
         std: float = MNIST_STD,
     ) -> None:
         super().__init__()
-        self.config = {"activation": activation, "mean": mean, "std": std}
+        self.num_classes, self.activation, self.mean, self.std = num_classes, activation, mean, std
         self.layers = nn.Sequential(
             Normalize(mean, std),
             nn.Conv2d(1, 6, 5, padding=2), make_activation(activation),  # (N, 6, 28, 28)
@@ -81,21 +82,22 @@ class CNN(nn.Module):
     ) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
-        if not channels or blocks < 1:
-            raise DigitlabError(f"cnn config channels={channels} blocks={blocks}: need >= 1 of each")
+        if not channels or blocks < 1 or min(channels) < 1:
+            raise DigitlabError(f"cnn config channels={channels} blocks={blocks}: need at least one stage, "
+                                "each of 1 or more channels, and blocks >= 1")
+        if not 0 <= dropout < 1:
+            raise DigitlabError(f"cnn config dropout={dropout}: use a value in [0, 1)")
         if stem < 0 or stem_kernel < 1 or stem_kernel % 2 == 0:
             raise DigitlabError(f"cnn config stem={stem} stem_kernel={stem_kernel}: need stem >= 0 and an "
                                 "odd stem_kernel >= 1 (e.g. stem=16, stem_kernel=5)")
-        self.config = {"channels": channels, "blocks": int(blocks), "activation": activation,
-                       "dropout": dropout, "mean": mean, "std": std}
-        if stem:  # recorded only when used, so checkpoints of stem-less models keep their old config
-            self.config |= {"stem": int(stem), "stem_kernel": int(stem_kernel)}
+        self.num_classes, self.channels, self.blocks, self.activation = num_classes, channels, int(blocks), activation
+        self.dropout, self.stem, self.stem_kernel, self.mean, self.std = dropout, int(stem), int(stem_kernel), mean, std
         layers: list[nn.Module] = [Normalize(mean, std)]
-        size, c_in = 28, 1
+        size, c_in = SIDE, 1
         if stem:
             layers += [nn.Conv2d(1, stem, stem_kernel, stride=2, padding=stem_kernel // 2, bias=False),
                        nn.BatchNorm2d(stem), make_activation(activation)]  # (N, stem, 14, 14)
-            size, c_in = 14, stem
+            size, c_in = SIDE // 2, stem
         for c_out in channels:
             layers += _stage(c_in, c_out, blocks, activation)
             c_in, size = c_out, size // 2

@@ -70,8 +70,8 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
 
     Rewrites `Conv2d -> BatchNorm2d` into one conv, and `Conv2d -> MaxPool2d -> BatchNorm2d ->
     ReLU` into `Conv2d -> ReLU -> MaxPool2d` where that is exact (see the module docstring).
-    Logits equal the original's up to float rounding; `model` itself is not changed. Attributes
-    such as `.name`, `.num_classes` and `.config` are kept.
+    Logits equal the original's up to float rounding; `model` itself is not changed. Its class and
+    config attributes are kept (`models.get_config` reads the same).
     """
     fused = copy.deepcopy(model).eval()
     for module in list(fused.modules()):

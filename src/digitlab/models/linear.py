@@ -9,7 +9,7 @@ from torch import nn
 from digitlab.errors import DigitlabError
 from digitlab.models.layers import Normalize, make_activation
 
-IMAGE_PIXELS = 28 * 28
+from digitlab.layout import IMAGE_PIXELS
 
 
 def _init_linear(layer: nn.Linear, init: str, std: float) -> None:
@@ -48,7 +48,7 @@ class Softmax(nn.Module):
         init_std: float = 1.0,  # std of "normal" init (tf.random_normal's default)
     ) -> None:
         super().__init__()
-        self.config = {"mean": mean, "std": std, "init": init, "init_std": init_std}
+        self.num_classes, self.mean, self.std, self.init, self.init_std = num_classes, mean, std, init, init_std
         self.normalize = Normalize(mean, std)
         self.linear = nn.Linear(IMAGE_PIXELS, num_classes)
         _init_linear(self.linear, init, init_std)
@@ -75,8 +75,12 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         hidden = [int(h) for h in hidden]
-        self.config = {"hidden": hidden, "activation": activation, "dropout": dropout,
-                       "mean": mean, "std": std, "init": init, "init_std": init_std}
+        if hidden and min(hidden) < 1:
+            raise DigitlabError(f"mlp config hidden={hidden}: every layer needs 1 or more units")
+        if not 0 <= dropout < 1:
+            raise DigitlabError(f"mlp config dropout={dropout}: use a value in [0, 1)")
+        self.num_classes, self.hidden, self.activation, self.dropout = num_classes, hidden, activation, dropout
+        self.mean, self.std, self.init, self.init_std = mean, std, init, init_std
         layers: list[nn.Module] = [Normalize(mean, std), nn.Flatten()]
         width = IMAGE_PIXELS
         for h in hidden:

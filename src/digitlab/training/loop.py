@@ -1,8 +1,9 @@
-"""The training loop: `train(config, dataset, run_dir=...)` -> `TrainResult`; DDP under torchrun.
+"""The training loop: `fit(config, dataset, run_dir=...)` -> `TrainResult`; DDP under torchrun.
 
-Whole splits live as float tensors on the device; each step is one index_select, one
-(optional) batched affine warp, forward, backward, step. The library never prints: progress
-goes to `callback(event: dict)`, metrics are returned and appended to `run_dir/metrics.jsonl`.
+Whole splits live as float tensors on the device; each step (`train_step`) is one index_select,
+one (optional) batched augmentation, forward, backward, update. The library never prints:
+progress goes to `callback(event: dict)`, metrics are returned and appended to
+`run_dir/metrics.jsonl`. `digitlab.training.train` runs this loop and then `finish_run`.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 from digitlab._io import atomic_write_text
 from digitlab.checkpoints import save_checkpoint, unwrap_model
 from digitlab.errors import DigitlabError
+from digitlab.layout import RunFiles, to_model_input
 from digitlab.models import build_model
 from digitlab.training.augment import random_affine
 from digitlab.training.config import TrainConfig
@@ -32,8 +34,10 @@ from digitlab.training.optim import build_optimizer, lr_at
 from digitlab.training.state import (flatten_optimizer, load_train_state, save_train_state,
                                      unflatten_optimizer)
 
-METRICS_NAME = "metrics.jsonl"
-STEPS_NAME = "steps.jsonl"
+if TYPE_CHECKING:
+    from digitlab.data import Dataset
+    from digitlab.training.pipeline import RunOutputs
+
 Callback = Callable[[dict[str, Any]], None]
 # Fields that may differ between a run and its resumption without changing the result's meaning.
 RESUMABLE_CHANGES = {"device", "compile", "threads", "progress_every", "data_dir"}
@@ -41,7 +45,7 @@ RESUMABLE_CHANGES = {"device", "compile", "threads", "progress_every", "data_dir
 
 @dataclass
 class TrainResult:
-    """What `train` returns: the trained model (eval mode, unwrapped) and its records."""
+    """What `fit` and `train` return: the trained model (eval mode, unwrapped) and its records."""
 
     model: nn.Module
     history: list[dict[str, Any]]  # one record per epoch (as in metrics.jsonl)
@@ -52,6 +56,7 @@ class TrainResult:
     stopped_early: bool = False
     class_names: tuple[str, ...] = ()
     dataset: str = ""
+    outputs: RunOutputs | None = None  # what `train` wrote after the loop (`finish_run`), with a run_dir
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -119,8 +124,8 @@ def _init_distributed() -> _Dist:
 
 
 def _to_input(x_uint8: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1] on `device`: pixels / 255, as every model wants."""
-    return (torch.from_numpy(np.ascontiguousarray(x_uint8)).to(device).unsqueeze(1).float() / 255.0)
+    """uint8 (N, 28, 28) -> the model input float32 (N, 1, 28, 28) on `device` (`layout.to_model_input`)."""
+    return to_model_input(torch.from_numpy(np.ascontiguousarray(x_uint8)).to(device))
 
 
 @torch.no_grad()
@@ -172,26 +177,266 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
         os.fsync(fh.fileno())
 
 
-def train(
+@dataclass
+class _Trainer:
+    """Everything one training run holds while it runs: data, model, optimiser, random streams, counters."""
+
+    config: TrainConfig
+    dd: _Dist
+    device: torch.device
+    data: _Splits
+    model: nn.Module  # the plain registry model (eval/export use this)
+    net: nn.Module  # what the step calls: the model, maybe inside DDP and/or torch.compile
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    autocast: Any
+    shuffle_gen: torch.Generator
+    aug_gen: torch.Generator
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int
+    step: int = 0
+    start_epoch: int = 1
+    elapsed: float = 0.0
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    step_history: list[dict[str, Any]] = field(default_factory=list)
+    class_names: tuple[str, ...] = ()
+    dataset_name: str = ""
+
+
+@dataclass
+class _Splits:
+    """The training, validation and (with track_test) test splits as model-input tensors on the device."""
+
+    x_train: torch.Tensor  # (N, 1, 28, 28) float32
+    y_train: torch.Tensor  # (N,) int64
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor | None
+    y_test: torch.Tensor | None
+    num_classes: int
+
+
+def _splits(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.device) -> _Splits:
+    """The dataset's splits, whole, as tensors on `device` (validation = the first validation_size images)."""
+    from digitlab.data import split_validation
+
+    x_tr, y_tr, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_size)
+    if config.train_size is not None:
+        x_tr, y_tr = x_tr[:config.train_size], y_tr[:config.train_size]
+    if len(x_tr) < dd.world:
+        raise DigitlabError(f"dataset {dataset.name}: only {len(x_tr)} training images after the validation "
+                            f"split of {config.validation_size}; lower validation_size or train_size")
+
+    def labels(y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(y, np.int64)).to(device)
+
+    test = (_to_input(dataset.x_test, device), labels(dataset.y_test)) if config.track_test else (None, None)
+    return _Splits(_to_input(x_tr, device), labels(y_tr), _to_input(x_val, device), labels(y_val), *test,
+                   num_classes=len(dataset.class_names))
+
+
+def _trainer(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.device) -> _Trainer:
+    """A fresh run: model, optimiser and random streams seeded from `config.seed`, the step budget."""
+    data = _splits(config, dataset, dd, device)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, num_classes=data.num_classes, **config.model_config).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, config)
+    shuffle_gen = torch.Generator().manual_seed(config.seed)  # same on every rank: one permutation
+    aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + dd.rank)
+    torch.manual_seed(config.seed + dd.rank)  # dropout differs per rank, as it should
+    autocast, amp_dtype = _autocast(device, config.precision)
+    n_local, local_batch = len(data.x_train) // dd.world, config.batch_size // dd.world
+    steps_per_epoch = n_local // local_batch if config.drop_last else math.ceil(n_local / local_batch)
+    if steps_per_epoch == 0:
+        raise DigitlabError(f"batch_size={config.batch_size} exceeds the {len(data.x_train)} training images with "
+                            "drop_last=True: no step would run; lower the batch size")
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    net: nn.Module = model
+    if dd.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    return _Trainer(config, dd, device, data, unwrap_model(model), net, optimizer,
+                    torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None, autocast,
+                    shuffle_gen, aug_gen, steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch),
+                    class_names=tuple(dataset.class_names), dataset_name=dataset.name)
+
+
+def _restore(t: _Trainer, run_dir: Path) -> None:
+    """Continue `t` from the resume state in `run_dir` (its last complete epoch)."""
+    tensors, info = load_train_state(run_dir)
+    _check_resume_config(run_dir, TrainConfig.from_dict(info["config"]), t.config)
+    t.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    t.optimizer.load_state_dict(unflatten_optimizer(tensors, info["optimizer"]))
+    t.shuffle_gen.set_state(tensors["rng.shuffle"])
+    if t.dd.main:
+        t.aug_gen.set_state(tensors["rng.augment"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        if t.device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], t.device)
+    else:  # other ranks: fresh, distinct streams for the remaining epochs
+        t.aug_gen.manual_seed(t.config.seed + 1 + t.dd.rank + 1000 * info["epoch"])
+        torch.manual_seed(t.config.seed + t.dd.rank + 1000 * info["epoch"])
+    if t.scaler is not None and info.get("scaler"):
+        t.scaler.load_state_dict(info["scaler"])
+    t.step, t.start_epoch, t.elapsed = info["step"], info["epoch"] + 1, info["elapsed"]
+    t.best_val = math.inf if info["best_val"] is None else info["best_val"]
+    t.bad_epochs, t.stopped_early = info["bad_epochs"], info.get("stopped_early", False)
+    files = RunFiles(run_dir)
+    t.history = _read_jsonl(files.metrics, lambda r: r["epoch"] <= info["epoch"])
+    t.step_history = _read_jsonl(files.steps, lambda r: r["step"] <= t.step)
+    if t.dd.main:  # drop records of the epoch that was interrupted
+        _write_jsonl(files.metrics, t.history)
+        if t.step_history or files.steps.exists():
+            _write_jsonl(files.steps, t.step_history)
+
+
+def train_step(t: _Trainer, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on the batch xb (B, 1, 28, 28), yb (B,): augment, forward, loss, backward, update.
+
+    Returns (loss, logits (B, C)), both still on the device (reading them syncs it).
+    """
+    config = t.config
+    for group in t.optimizer.param_groups:
+        group["lr"] = lr
+    if config.augment:
+        xb = random_affine(xb, t.aug_gen, max_shift=config.aug_shift, max_rotation=config.aug_rotate,
+                           max_scale=config.aug_scale, flip=config.aug_flip)
+    if config.channels_last:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    with t.autocast():
+        logits = t.net(xb)  # (B, C)
+    loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+    t.optimizer.zero_grad(set_to_none=True)
+    if t.scaler is not None:
+        t.scaler.scale(loss).backward()
+        t.scaler.step(t.optimizer)
+        t.scaler.update()
+    else:
+        loss.backward()
+        t.optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def _evaluate_all(t: _Trainer) -> dict[str, float]:
+    """Validation (and with track_test, test) loss and accuracy of the model now."""
+    out: dict[str, float] = {}
+    if len(t.data.x_val):
+        val = _evaluate(t.model, t.data.x_val, t.data.y_val, t.config, t.autocast, t.dd)
+        out.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+    if t.data.x_test is not None and t.data.y_test is not None:
+        test = _evaluate(t.model, t.data.x_test, t.data.y_test, t.config, t.autocast, t.dd)
+        out.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
+    return out
+
+
+def _run_epoch(t: _Trainer, epoch: int, run_dir: Path | None, emit: Callback | None) -> tuple[torch.Tensor, float]:
+    """Train one epoch (or up to the step budget); returns ((loss sum, correct, count) on the device, last lr).
+
+    `emit` (rank 0 with a callback only) gets the epoch_start, step and eval events.
+    """
+    from digitlab.data import iterate_batches
+
+    config, lr = t.config, lr_at(t.config, max(t.step - 1, 0), t.total_steps, t.steps_per_epoch)
+    t.net.train()
+    if emit is not None:
+        emit({"event": "epoch_start", "epoch": epoch, "epochs": t.epochs,
+              "steps": min(t.steps_per_epoch, t.total_steps - t.step)})
+    sums = torch.zeros(3, device=t.device, dtype=torch.float64)  # loss sum, correct, count
+    _sync(t.device)
+    t0 = time.perf_counter()
+    shard = (t.dd.rank, t.dd.world) if t.dd.world > 1 else None
+    batches = iterate_batches(t.data.x_train, t.data.y_train, batch_size=config.batch_size // t.dd.world,
+                              shuffle=True, generator=t.shuffle_gen, drop_last=config.drop_last, shard=shard)
+    for batch, (xb, yb) in enumerate(batches, start=1):
+        lr = lr_at(config, t.step, t.total_steps, t.steps_per_epoch)
+        loss, logits = train_step(t, xb, yb, lr)
+        with torch.no_grad():
+            sums[0] += loss.double() * yb.shape[0]
+            sums[1] += (logits.argmax(1) == yb).sum()
+            sums[2] += yb.shape[0]
+        t.step += 1
+        if emit is not None and batch % config.progress_every == 0:
+            s = sums.tolist()
+            emit({"event": "step", "epoch": epoch, "step": t.step, "batch": batch,
+                  "loss": s[0] / s[2], "accuracy": s[1] / s[2], "lr": lr})
+        if config.eval_every_steps and t.step % config.eval_every_steps == 0:
+            _sync(t.device)
+            t.elapsed += time.perf_counter() - t0
+            record = {"step": t.step, "epoch": epoch - 1 + batch / t.steps_per_epoch, "elapsed": t.elapsed,
+                      "images": t.step * config.batch_size, **_evaluate_all(t)}
+            t.step_history.append(record)
+            if run_dir is not None and t.dd.main:
+                _append_jsonl(RunFiles(run_dir).steps, record)
+            if emit is not None:
+                emit({"event": "eval", "metrics": record})
+            t.net.train()
+            t0 = time.perf_counter()
+        if t.step >= t.total_steps:
+            break
+    _sync(t.device)
+    t.elapsed += time.perf_counter() - t0
+    return sums, lr
+
+
+def _end_epoch(t: _Trainer, epoch: int, sums: torch.Tensor, lr: float, run_dir: Path | None) -> dict[str, Any]:
+    """Evaluate, record the epoch, decide early stopping, and save the resume state; returns the record."""
+    if t.dd.world > 1:
+        dist.all_reduce(sums)
+    train_loss, train_correct, seen = sums.tolist()
+    record = {"epoch": epoch, "step": t.step, "elapsed": t.elapsed, "lr": lr,
+              "train_loss": train_loss / seen, "train_accuracy": train_correct / seen, **_evaluate_all(t)}
+    t.history.append(record)
+    if "val_loss" in record and t.config.patience is not None:
+        if record["val_loss"] < t.best_val:
+            t.best_val, t.bad_epochs = record["val_loss"], 0
+        else:
+            t.bad_epochs += 1
+            t.stopped_early = t.bad_epochs >= t.config.patience
+    if run_dir is not None and t.dd.main:
+        _append_jsonl(RunFiles(run_dir).metrics, record)
+        if t.config.save_every_epoch:
+            if not (t.step >= t.total_steps or t.stopped_early):  # the last epoch's model is saved once, after
+                _save_model(run_dir, t, record)  # a loadable snapshot: a crash leaves the last complete epoch
+            _save_state(run_dir, t)
+    return record
+
+
+def _save_model(run_dir: Path, t: _Trainer, record: dict[str, Any]) -> None:
+    save_checkpoint(run_dir, t.model, {"class_names": list(t.class_names), "dataset": t.dataset_name,
+                                       "training": t.config.to_dict(), "metrics": record})
+
+
+def fit(
     config: TrainConfig,
-    dataset: Any = None,
+    dataset: Dataset | None = None,
     *,
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
     callback: Callback | None = None,
+    save_final: bool = True,
 ) -> TrainResult:
-    """Train `config.model` on `dataset` (a `digitlab.data.Dataset`; None loads `config.dataset`).
+    """The training loop alone: train `config.model` on `dataset` (None loads `config.dataset`).
 
     Validation is the first `config.validation_size` training images, evaluated every epoch;
-    the test split is used only when `config.track_test`. With `run_dir`, rank 0 writes
-    `metrics.jsonl` (one JSON object per epoch), `steps.jsonl` (with `eval_every_steps`), and at
-    every epoch end the checkpoint (`model.safetensors` + `model.json`) and the resume state.
-    `resume=True` continues `run_dir` from its last complete epoch; on one machine with the
-    same config the final weights equal an uninterrupted run's bit for bit (CPU).
-    Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel.
+    the test split is used only when `config.track_test`. With `run_dir`, rank 0 appends
+    `metrics.jsonl` (one JSON object per epoch) and `steps.jsonl` (with `eval_every_steps`); at
+    every epoch end the resume state and, but for the last epoch, a checkpoint (a kill leaves the
+    last complete epoch loadable); the final checkpoint once at the end when `save_final`
+    (`train` passes False: `finish_run` saves it, with its test metrics). `resume=True` continues `run_dir` from its last complete epoch;
+    on one machine with the same config the final weights equal an uninterrupted run's bit for
+    bit (CPU). Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel.
     `callback(event)` gets dicts with `event` in {"epoch_start", "step", "epoch_end", "eval"}.
     """
-    from digitlab.data import iterate_batches, load, split_validation
+    from digitlab.data import load
 
     dd = _init_distributed()
     threads = torch.get_num_threads()
@@ -199,8 +444,6 @@ def train(
         if config.threads:
             torch.set_num_threads(config.threads)
         device = select_device(config.device, dd.local_rank)
-        if device.type == "cuda" and device.index is None:  # "cuda" under torchrun: this rank's GPU
-            device = torch.device("cuda", dd.local_rank % torch.cuda.device_count())
         if dataset is None:
             dataset = load(config.dataset, data_dir=config.data_dir)
         run_path = Path(run_dir) if run_dir is not None else None
@@ -209,201 +452,33 @@ def train(
         if config.batch_size % dd.world:
             raise DigitlabError(f"batch_size={config.batch_size} does not split evenly over {dd.world} "
                                 "processes; use a multiple of the world size")
-        return _train(config, dataset, run_path, resume, callback, dd, device,
-                      iterate_batches, split_validation)
+        t = _trainer(config, dataset, dd, device)
+        if resume:
+            assert run_path is not None
+            _restore(t, run_path)
+        elif run_path is not None and dd.main:
+            run_path.mkdir(parents=True, exist_ok=True)
+            for stale in (RunFiles(run_path).metrics, RunFiles(run_path).steps):
+                stale.unlink(missing_ok=True)
+
+        emit = callback if dd.main else None
+        for epoch in range(t.start_epoch, t.epochs + 1):
+            if t.step >= t.total_steps or t.stopped_early:
+                break
+            sums, lr = _run_epoch(t, epoch, run_path, emit)
+            record = _end_epoch(t, epoch, sums, lr, run_path)
+            if emit is not None:
+                emit({"event": "epoch_end", "epoch": epoch, "epochs": t.epochs, "metrics": record})
+        if save_final and run_path is not None and dd.main and t.history:
+            _save_model(run_path, t, t.history[-1])
+        t.model.eval()
+        return TrainResult(model=t.model, history=t.history, step_history=t.step_history, run_dir=run_path,
+                           config=config, steps=t.step, stopped_early=t.stopped_early,
+                           class_names=tuple(dataset.class_names), dataset=dataset.name)
     finally:
         torch.set_num_threads(threads)  # the setting is process-wide: leave it as found
         if dd.owns_group and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _train(config: TrainConfig, dataset: Any, run_dir: Path | None, resume: bool,
-           callback: Callback | None, dd: _Dist, device: torch.device,
-           iterate_batches: Any, split_validation: Any) -> TrainResult:
-    # -- data: whole splits as tensors on the device
-    x_tr, y_tr, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, config.validation_size)
-    if config.train_size is not None:
-        x_tr, y_tr = x_tr[:config.train_size], y_tr[:config.train_size]
-    if len(x_tr) < dd.world:
-        raise DigitlabError(f"dataset {dataset.name}: only {len(x_tr)} training images after the validation "
-                            f"split of {config.validation_size}; lower validation_size or train_size")
-    xtr, ytr = _to_input(x_tr, device), torch.from_numpy(np.asarray(y_tr, np.int64)).to(device)
-    xval, yval = _to_input(x_val, device), torch.from_numpy(np.asarray(y_val, np.int64)).to(device)
-    if config.track_test:
-        xte, yte = _to_input(dataset.x_test, device), torch.from_numpy(np.asarray(dataset.y_test, np.int64)).to(device)
-    num_classes = len(dataset.class_names)
-
-    # -- model, optimiser, random streams
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, num_classes=num_classes, **config.model_config).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, config)
-    shuffle_gen = torch.Generator().manual_seed(config.seed)  # same on every rank: one permutation
-    aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + dd.rank)
-    torch.manual_seed(config.seed + dd.rank)  # dropout differs per rank, as it should
-    autocast, amp_dtype = _autocast(device, config.precision)
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-
-    local_batch = config.batch_size // dd.world
-    shard = (dd.rank, dd.world) if dd.world > 1 else None
-    n_local = len(xtr) // dd.world
-    steps_per_epoch = n_local // local_batch if config.drop_last else math.ceil(n_local / local_batch)
-    if steps_per_epoch == 0:
-        raise DigitlabError(f"batch_size={config.batch_size} exceeds the {len(xtr)} training images with "
-                            "drop_last=True: no step would run; lower the batch size")
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    epochs = math.ceil(total_steps / steps_per_epoch)
-
-    # -- bookkeeping, possibly restored
-    history: list[dict[str, Any]] = []
-    step_history: list[dict[str, Any]] = []
-    step, start_epoch, elapsed = 0, 1, 0.0
-    best_val, bad_epochs, stopped_early = math.inf, 0, False
-    if resume:
-        assert run_dir is not None
-        tensors, info = load_train_state(run_dir)
-        _check_resume_config(run_dir, TrainConfig.from_dict(info["config"]), config)
-        unwrap_model(model).load_state_dict(
-            {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer.load_state_dict(unflatten_optimizer(tensors, info["optimizer"]))
-        shuffle_gen.set_state(tensors["rng.shuffle"])
-        if dd.main:
-            aug_gen.set_state(tensors["rng.augment"])
-            torch.set_rng_state(tensors["rng.cpu"])
-            if device.type == "cuda" and "rng.cuda" in tensors:
-                torch.cuda.set_rng_state(tensors["rng.cuda"], device)
-        else:  # other ranks: fresh, distinct streams for the remaining epochs
-            aug_gen.manual_seed(config.seed + 1 + dd.rank + 1000 * info["epoch"])
-            torch.manual_seed(config.seed + dd.rank + 1000 * info["epoch"])
-        if scaler is not None and info.get("scaler"):
-            scaler.load_state_dict(info["scaler"])
-        step, start_epoch, elapsed = info["step"], info["epoch"] + 1, info["elapsed"]
-        best_val = math.inf if info["best_val"] is None else info["best_val"]
-        bad_epochs = info["bad_epochs"]
-        stopped_early = info.get("stopped_early", False)
-        history = _read_jsonl(run_dir / METRICS_NAME, lambda r: r["epoch"] <= info["epoch"])
-        step_history = _read_jsonl(run_dir / STEPS_NAME, lambda r: r["step"] <= step)
-        if dd.main:  # drop records of the epoch that was interrupted
-            _write_jsonl(run_dir / METRICS_NAME, history)
-            if step_history or (run_dir / STEPS_NAME).exists():
-                _write_jsonl(run_dir / STEPS_NAME, step_history)
-    elif run_dir is not None and dd.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for name in (METRICS_NAME, STEPS_NAME):
-            (run_dir / name).unlink(missing_ok=True)
-
-    net: nn.Module = model
-    if dd.world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        net = torch.compile(net)
-    core = unwrap_model(model)
-    meta_base = {"class_names": list(dataset.class_names), "dataset": dataset.name,
-                 "training": config.to_dict()}
-
-    def emit(event: dict[str, Any]) -> None:
-        if callback is not None and dd.main:
-            callback(event)
-
-    def evaluate_all() -> dict[str, float]:
-        out: dict[str, float] = {}
-        if len(xval):
-            val = _evaluate(core, xval, yval, config, autocast, dd)
-            out.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        if config.track_test:
-            test = _evaluate(core, xte, yte, config, autocast, dd)
-            out.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
-        return out
-
-    lr = lr_at(config, max(step - 1, 0), total_steps, steps_per_epoch)
-    for epoch in range(start_epoch, epochs + 1):
-        if step >= total_steps or stopped_early:
-            break
-        net.train()
-        emit({"event": "epoch_start", "epoch": epoch, "epochs": epochs,
-              "steps": min(steps_per_epoch, total_steps - step)})
-        sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, correct, count
-        _sync(device)
-        t0 = time.perf_counter()
-        batch = 0
-        for xb, yb in iterate_batches(xtr, ytr, batch_size=local_batch, shuffle=True, generator=shuffle_gen,
-                                      drop_last=config.drop_last, shard=shard):
-            lr = lr_at(config, step, total_steps, steps_per_epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            if config.augment:
-                xb = random_affine(xb, aug_gen, max_shift=config.aug_shift, max_rotation=config.aug_rotate,
-                                   max_scale=config.aug_scale, flip=config.aug_flip)
-            if config.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                logits = net(xb)  # (B, C)
-            loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            with torch.no_grad():
-                sums[0] += loss.detach().double() * yb.shape[0]
-                sums[1] += (logits.argmax(1) == yb).sum()
-                sums[2] += yb.shape[0]
-            step += 1
-            batch += 1
-            if callback is not None and dd.main and (batch % config.progress_every == 0):
-                s = sums.tolist()
-                emit({"event": "step", "epoch": epoch, "step": step, "batch": batch,
-                      "loss": s[0] / s[2], "accuracy": s[1] / s[2], "lr": lr})
-            if config.eval_every_steps and step % config.eval_every_steps == 0:
-                _sync(device)
-                elapsed += time.perf_counter() - t0
-                record = {"step": step, "epoch": epoch - 1 + batch / steps_per_epoch, "elapsed": elapsed,
-                          "images": step * config.batch_size, **evaluate_all()}
-                step_history.append(record)
-                if run_dir is not None and dd.main:
-                    _append_jsonl(run_dir / STEPS_NAME, record)
-                emit({"event": "eval", "metrics": record})
-                net.train()
-                t0 = time.perf_counter()
-            if step >= total_steps:
-                break
-        _sync(device)
-        elapsed += time.perf_counter() - t0
-        if dd.world > 1:
-            dist.all_reduce(sums)
-        train_loss, train_correct, seen = sums.tolist()
-        record = {"epoch": epoch, "step": step, "elapsed": elapsed, "lr": lr,
-                  "train_loss": train_loss / seen, "train_accuracy": train_correct / seen, **evaluate_all()}
-        history.append(record)
-        if "val_loss" in record and config.patience is not None:
-            if record["val_loss"] < best_val:
-                best_val, bad_epochs = record["val_loss"], 0
-            else:
-                bad_epochs += 1
-                stopped_early = bad_epochs >= config.patience
-        if run_dir is not None and dd.main:
-            _append_jsonl(run_dir / METRICS_NAME, record)
-            if config.save_every_epoch:
-                save_checkpoint(run_dir, core, {**meta_base, "metrics": record})
-                _save_state(run_dir, config, core, optimizer, scaler, shuffle_gen, aug_gen, device,
-                            epoch=epoch, step=step, elapsed=elapsed,
-                            best_val=None if math.isinf(best_val) else best_val,
-                            bad_epochs=bad_epochs, stopped_early=stopped_early)
-        emit({"event": "epoch_end", "epoch": epoch, "epochs": epochs, "metrics": record})
-
-    if run_dir is not None and dd.main and history:
-        save_checkpoint(run_dir, core, {**meta_base, "metrics": history[-1]})
-    core.eval()
-    return TrainResult(model=core, history=history, step_history=step_history, run_dir=run_dir, config=config,
-                       steps=step, stopped_early=stopped_early, class_names=tuple(dataset.class_names),
-                       dataset=dataset.name)
 
 
 def _check_resume_config(run_dir: Path, saved: TrainConfig, config: TrainConfig) -> None:
@@ -417,18 +492,19 @@ def _check_resume_config(run_dir: Path, saved: TrainConfig, config: TrainConfig)
         )
 
 
-def _save_state(run_dir: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-                scaler: Any, shuffle_gen: torch.Generator, aug_gen: torch.Generator, device: torch.device,
-                **counters: Any) -> None:
+def _save_state(run_dir: Path, t: _Trainer) -> None:
     """Everything needed to continue after this epoch, without pickle."""
-    opt_tensors, opt_rest = flatten_optimizer(optimizer.state_dict())
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt_tensors, opt_rest = flatten_optimizer(t.optimizer.state_dict())
+    tensors = {f"model.{k}": v for k, v in t.model.state_dict().items()}
     tensors.update(opt_tensors)
     tensors["rng.cpu"] = torch.get_rng_state()
-    tensors["rng.shuffle"] = shuffle_gen.get_state()
-    tensors["rng.augment"] = aug_gen.get_state()
-    if device.type == "cuda":
-        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-    info = {"config": config.to_dict(), "optimizer": opt_rest,
-            "scaler": scaler.state_dict() if scaler is not None else None, **counters}
+    tensors["rng.shuffle"] = t.shuffle_gen.get_state()
+    tensors["rng.augment"] = t.aug_gen.get_state()
+    if t.device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(t.device)
+    info = {"config": t.config.to_dict(), "optimizer": opt_rest,
+            "scaler": t.scaler.state_dict() if t.scaler is not None else None,
+            "epoch": t.history[-1]["epoch"], "step": t.step, "elapsed": t.elapsed,
+            "best_val": None if math.isinf(t.best_val) else t.best_val, "bad_epochs": t.bad_epochs,
+            "stopped_early": t.stopped_early}
     save_train_state(run_dir, tensors, info)

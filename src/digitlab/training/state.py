@@ -1,8 +1,8 @@
 """Resume state without pickle: `train_state.safetensors` (tensors) + `train_state.json` (the rest).
 
 Holds the model weights, the optimiser state (its tensors flattened to `optim.<param>.<key>`),
-the random number generators and the loop's counters. Written atomically after the epoch's
-checkpoint, the JSON last: it is the commit point of an epoch.
+the random number generators and the loop's counters. Written atomically at each
+epoch's end, the JSON last: it is the commit point of an epoch.
 """
 from __future__ import annotations
 
@@ -15,9 +15,7 @@ import torch
 
 from digitlab._io import atomic_write_bytes, atomic_write_json
 from digitlab.errors import DigitlabError
-
-STATE_TENSORS = "train_state.safetensors"
-STATE_JSON = "train_state.json"
+from digitlab.layout import STATE_JSON, STATE_TENSORS
 
 
 def flatten_optimizer(state_dict: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,0 +1,139 @@
+"""The whole run: `train(config, dataset, run_dir=...)` = the loop, then `finish_run` on the model in memory.
+
+`finish_run` evaluates the trained model on the test split, saves the checkpoint (once, with
+its test metrics), writes `report.json` and the plots, reloads the checkpoint to check it
+reproduces the model, and writes the int8 ONNX model when it keeps the accuracy. `digitlab
+train` is this function plus printing, so the CLI and Python produce the same run directory.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from digitlab.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
+from digitlab.errors import DigitlabError
+from digitlab.evaluation import evaluate_model, write_report
+from digitlab.training.config import TrainConfig
+from digitlab.training.loop import Callback, TrainResult, fit
+
+if TYPE_CHECKING:
+    from digitlab.data import Dataset
+    from digitlab.inference.quantize import Int8Export
+
+log = logging.getLogger("digitlab.training")
+
+
+@dataclass
+class RunOutputs:
+    """What `finish_run` wrote into the run directory, and what it measured."""
+
+    checkpoint: Checkpoint  # the saved model (the in-memory one) and its model.json
+    report: dict[str, Any]  # report.json's content: the test-set evaluation
+    report_path: Path
+    reloaded_accuracy: float  # test accuracy of the checkpoint read back from disk
+    plots: list[Path] = field(default_factory=list)
+    int8: Int8Export | None = None  # None when skipped
+    int8_error: str | None = None  # why the int8 export failed, when it did
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.report["accuracy"])
+
+
+class ReloadMismatchError(DigitlabError):
+    """The checkpoint read back from disk does not reproduce the trained model's accuracy."""
+
+
+def _evaluate(result: TrainResult, dataset: Dataset, test_limit: int | None) -> dict[str, Any]:
+    x, y = dataset.x_test[:test_limit], dataset.y_test[:test_limit]
+    return evaluate_model(result.model, x, y, dataset.class_names, dataset=dataset.name)
+
+
+def _save(result: TrainResult, dataset: Dataset, run_dir: Path, report: dict[str, Any]) -> Checkpoint:
+    assert result.config is not None
+    metrics = {**result.metrics, "test_accuracy": report["accuracy"]}
+    return save_checkpoint(run_dir, result.model, {"class_names": list(dataset.class_names), "dataset": dataset.name,
+                                                   "training": result.config.to_dict(), "metrics": metrics})
+
+
+def _reload_check(ckpt: Checkpoint, dataset: Dataset, report: dict[str, Any], test_limit: int | None) -> float:
+    """Test accuracy of the checkpoint read back from disk; ReloadMismatchError when it differs."""
+    reloaded = load_checkpoint(ckpt.run_dir)
+    again = evaluate_model(reloaded.model, dataset.x_test[:test_limit], dataset.y_test[:test_limit],
+                           dataset.class_names, dataset=dataset.name)
+    if again["accuracy"] != report["accuracy"]:
+        raise ReloadMismatchError(f"{ckpt.run_dir}: the reloaded checkpoint's test accuracy {again['accuracy']:.4f} "
+                                  f"differs from the trained model's {report['accuracy']:.4f}; do not use it")
+    return float(again["accuracy"])
+
+
+def _int8(ckpt: Checkpoint, dataset: Dataset) -> tuple[Int8Export | None, str | None]:
+    """The int8 export of the in-memory model; (None, why) when it fails: the checkpoint is saved already."""
+    from digitlab.inference import export_int8
+
+    try:
+        return export_int8(ckpt, dataset=dataset), None
+    except (DigitlabError, OSError) as exc:
+        log.warning("int8 export of %s failed: %s", ckpt.run_dir, exc)
+        return None, str(exc)
+
+
+def finish_run(
+    result: TrainResult,
+    dataset: Dataset,
+    run_dir: str | os.PathLike[str],
+    *,
+    plots: bool = True,
+    int8: bool = True,
+    test_limit: int | None = None,
+) -> RunOutputs:
+    """Evaluate, save once, report, plot, reload-check and export the trained model of `result`.
+
+    Works on the model in memory; reads the checkpoint back once, to check it. `test_limit`
+    evaluates on the first N test images only (dry runs). Raises ReloadMismatchError when
+    the saved checkpoint does not reproduce the model.
+    """
+    run = Path(run_dir)
+    report = _evaluate(result, dataset, test_limit)
+    ckpt = _save(result, dataset, run, report)
+    report_path = write_report(report, run)
+    paths: list[Path] = []
+    if plots:
+        from digitlab.evaluation.plots import plot_run
+
+        paths = plot_run(run, dataset=dataset, report=report, checkpoint=ckpt)
+    reloaded = _reload_check(ckpt, dataset, report, test_limit)
+    int8_export, int8_error = _int8(ckpt, dataset) if int8 else (None, None)
+    return RunOutputs(ckpt, report, report_path, reloaded, paths, int8_export, int8_error)
+
+
+def train(
+    config: TrainConfig,
+    dataset: Dataset | None = None,
+    *,
+    run_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    callback: Callback | None = None,
+    plots: bool = True,
+    int8: bool = True,
+    test_limit: int | None = None,
+) -> TrainResult:
+    """Train `config` on `dataset` (None loads `config.dataset`); with `run_dir`, write the whole run.
+
+    The loop is `fit` (per-epoch `metrics.jsonl` and resume state); then, with `run_dir` and on
+    rank 0, `finish_run` (checkpoint, `report.json`, plots, reload check, int8 model), whose
+    outputs are `result.outputs`. Without `run_dir` nothing is written and the model is returned.
+    """
+    from digitlab.data import load
+
+    if dataset is None:
+        dataset = load(config.dataset, data_dir=config.data_dir)
+    result = fit(config, dataset, run_dir=run_dir, resume=resume, callback=callback, save_final=run_dir is None)
+    if run_dir is not None and int(os.environ.get("RANK", "0")) == 0:
+        outputs = finish_run(result, dataset, run_dir, plots=plots, int8=int8, test_limit=test_limit)
+        result = replace(result, outputs=outputs)
+    return result
+
