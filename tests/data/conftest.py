@@ -1,6 +1,8 @@
 """Fixtures for the data-layer tests: tiny IDX datasets, a registered tiny spec, a loopback HTTP server."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from datahelpers import Server, Tiny, make_tiny
 
@@ -48,3 +50,30 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     from digitlab.data import sources
 
     monkeypatch.setattr(sources, "HTTP_BACKOFF", 0.01)
+
+
+@pytest.fixture(params=["simulated"] + (["chmod"] if os.geteuid() != 0 else []))
+def make_read_only(request, monkeypatch):
+    """A function turning a folder read-only: simulated through os (works as root), or a real chmod.
+
+    chmod does not stop root from writing, so as root (CI) only the simulated variant runs.
+    """
+    import stat
+
+    from datahelpers import simulate_read_only
+
+    changed = []
+
+    def make(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        if request.param == "simulated":
+            simulate_read_only(monkeypatch, folder)
+        else:
+            for d in [folder, *(p for p in folder.rglob("*") if p.is_dir())]:
+                d.chmod(stat.S_IRUSR | stat.S_IXUSR)
+                changed.append(d)
+        return folder
+
+    yield make
+    for d in changed:
+        d.chmod(stat.S_IRWXU)

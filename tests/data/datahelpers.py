@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import os
 import struct
 import threading
 import time
@@ -152,3 +153,41 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def cache_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock")
+
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def simulate_read_only(monkeypatch, folder: Path) -> None:
+    """Make `folder` and everything under it behave as a read-only tree, even for root.
+
+    Creating, opening for writing, renaming or removing anything there raises PermissionError
+    (EACCES), as a folder without write permission does; reading is untouched. Patches the os
+    functions that tempfile, pathlib and filelock go through.
+    """
+    import errno
+
+    root = os.path.realpath(folder)
+
+    def inside(path) -> bool:
+        if isinstance(path, int):
+            return False
+        p = os.path.realpath(os.fsdecode(path))
+        return p == root or p.startswith(root + os.sep)
+
+    def deny(path):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+    def guard(real, *, flags_arg: int | None = None, paths: int = 1):
+        def wrapped(*args, **kwargs):
+            writes = flags_arg is None or (args[flags_arg] if len(args) > flags_arg else kwargs.get("flags", 0)) & _WRITE_FLAGS
+            if writes and any(inside(a) for a in args[:paths]):
+                deny(args[0])
+            return real(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(os, "open", guard(os.open, flags_arg=1))
+    for name in ("mkdir", "unlink", "remove", "rmdir"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name)))
+    for name in ("rename", "replace"):
+        monkeypatch.setattr(os, name, guard(getattr(os, name), paths=2))

