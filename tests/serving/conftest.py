@@ -1,6 +1,7 @@
 """Fixtures of the service tests: a small deterministic predictor and a test client over it."""
 from __future__ import annotations
 
+import hashlib
 import socket
 import subprocess
 import sys
@@ -15,33 +16,40 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from digitlab.inference import Predictor  # noqa: E402
 from digitlab.serving import create_app  # noqa: E402
 
 MAX_BODY = 64 * 1024  # small limits keep the oversize tests cheap
 MAX_PIXELS = 1_000_000
 
 
-class LinearPredictor:
-    """A fixed random linear classifier on pixels/255: probabilities are easy to recompute exactly.
+class LinearSession:
+    """A stand-in for an ONNX Runtime session: a fixed random linear classifier on the model input.
 
-    It records the batches it was given, so tests can check what the model actually saw.
+    It records the batches it was given (as uint8 (N, 28, 28) pixels), so tests can check what
+    the model actually saw; its logits are easy to recompute exactly.
     """
 
-    def __init__(self, class_names: list[str], seed: int, model_id: str) -> None:
-        rng = np.random.default_rng(seed)
-        self.weights = rng.normal(size=(28 * 28, len(class_names)))  # (784, C)
-        self.class_names = tuple(class_names)
-        self.model_id = model_id
-        self.meta = {"dataset": model_id.split("-")[0], "class_names": list(class_names), "num_classes": len(class_names)}
+    def __init__(self, num_classes: int, seed: int) -> None:
+        self.weights = np.random.default_rng(seed).normal(size=(28 * 28, num_classes))  # (784, C) float64
         self.batches: list[np.ndarray] = []
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """uint8 (N, 28, 28) -> (N, C) softmax probabilities."""
-        assert x.dtype == np.uint8 and x.shape[1:] == (28, 28), (x.dtype, x.shape)
-        self.batches.append(x.copy())
-        logits = (x.reshape(len(x), -1) / 255.0) @ self.weights  # (N, C)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+    def run(self, output_names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        x = feed["input"]  # float32 (N, 1, 28, 28) = pixels / 255
+        assert x.dtype == np.float32 and x.shape[1:] == (1, 28, 28), (x.dtype, x.shape)
+        self.batches.append(np.rint(x[:, 0] * 255).astype(np.uint8))
+        # float64 product, float32 logits: the same value whatever the batch it arrives in
+        return [(x.reshape(len(x), -1).astype(np.float64) @ self.weights).astype(np.float32)]  # (N, C)
+
+
+def linear_predictor(class_names: list[str], seed: int, model_id: str, dataset: str, tmp: Path) -> Predictor:
+    """A real Predictor whose "ONNX session" is a LinearSession (`.session.batches` records its inputs)."""
+    session = LinearSession(len(class_names), seed)
+    meta = {"model": {"name": model_id, "config": {}}, "dataset": dataset, "class_names": list(class_names),
+            "num_classes": len(class_names), "weights": {"sha256": hashlib.sha256(model_id.encode()).hexdigest()}}
+    predictor = Predictor(backend="onnx", meta=meta, run_dir=tmp, session=session)
+    predictor.session = session  # type: ignore[attr-defined]
+    return predictor
 
 
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -49,17 +57,17 @@ FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 
 
 @pytest.fixture
-def digits() -> LinearPredictor:
-    return LinearPredictor([str(i) for i in range(10)], seed=0, model_id="mnist-linear-test")
+def digits(tmp_path: Path) -> Predictor:
+    return linear_predictor([str(i) for i in range(10)], 0, "linear", "mnist", tmp_path / "digits")
 
 
 @pytest.fixture
-def fashion() -> LinearPredictor:
-    return LinearPredictor(FASHION_NAMES, seed=1, model_id="fashion-linear-test")
+def fashion(tmp_path: Path) -> Predictor:
+    return linear_predictor(FASHION_NAMES, 1, "linear2", "fashion-mnist", tmp_path / "fashion")
 
 
 @pytest.fixture
-def client(digits: LinearPredictor, fashion: LinearPredictor) -> Iterator[TestClient]:
+def client(digits: Predictor, fashion: Predictor) -> Iterator[TestClient]:
     app = create_app({"digits": digits, "fashion": fashion}, max_body_bytes=MAX_BODY, max_image_pixels=MAX_PIXELS)
     with TestClient(app) as c:
         yield c

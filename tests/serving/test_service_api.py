@@ -98,13 +98,14 @@ def test_predict_pixels_0_255(client, digits, layout):
     assert r.status_code == 200, r.text
     body = r.json()
     expected = digits.predict_proba(x[None])[0]  # reference: the model itself on the same input
-    np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-9)
-    assert body["class_index"] == int(np.argmax(expected))
+    np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
+    assert body["label"] == int(np.argmax(expected)) and body["probability"] == max(body["probabilities"])
     assert body["class_name"] == str(int(np.argmax(expected)))
-    assert body["model"] == "digits" and body["model_id"] == digits.model_id
-    assert body["input"] == {"source": "pixels", "preprocessed": False}
+    assert body["model_id"] == digits.model_id and body["rejected"] is False and body["reason"] is None
+    assert set(body) == {"label", "class_name", "probability", "probabilities", "top_k", "rejected", "reason",
+                         "model_id", "image", "elapsed_ms"}
     np.testing.assert_array_equal(decode_seen(body["image"]), x)
-    np.testing.assert_array_equal(digits.batches[0][0], x)  # the model saw the pixels unchanged
+    np.testing.assert_array_equal(digits.session.batches[0][0], x)  # the model saw the pixels unchanged
     assert body["elapsed_ms"] >= 0
 
 
@@ -112,16 +113,16 @@ def test_predict_pixels_floats_0_1(client, digits):
     x = random_digit(4)
     r = client.post("/api/predict", json={"pixels": (x / 255.0).tolist()})
     assert r.status_code == 200, r.text
-    np.testing.assert_array_equal(digits.batches[-1][0], x)  # x/255*255 rounds back to x
+    np.testing.assert_array_equal(digits.session.batches[-1][0], x)  # x/255*255 rounds back to x
 
 
 def test_scale_forces_interpretation(client, digits):
     ones = np.zeros((28, 28), dtype=int)
     ones[10:18, 12:16] = 1
     assert client.post("/api/predict", json={"pixels": ones.tolist(), "scale": 1}).status_code == 200
-    np.testing.assert_array_equal(digits.batches[-1][0], ones * 255)
+    np.testing.assert_array_equal(digits.session.batches[-1][0], ones * 255)
     assert client.post("/api/predict", json={"pixels": ones.tolist()}).status_code == 200
-    np.testing.assert_array_equal(digits.batches[-1][0], ones)  # integers default to 0..255
+    np.testing.assert_array_equal(digits.session.batches[-1][0], ones)  # integers default to 0..255
 
 
 def test_top_k_and_probabilities_sum_to_one(client):
@@ -129,9 +130,9 @@ def test_top_k_and_probabilities_sum_to_one(client):
     probs = np.array(body["probabilities"])
     assert probs.shape == (10,) and abs(probs.sum() - 1) < 1e-9
     top = body["top_k"]
-    assert [t["index"] for t in top] == list(np.argsort(-probs, kind="stable")[:5])
+    assert [t["label"] for t in top] == list(np.argsort(-probs, kind="stable")[:5])
     assert [t["probability"] for t in top] == sorted((t["probability"] for t in top), reverse=True)
-    assert top[0]["index"] == body["class_index"]
+    assert top[0]["label"] == body["label"] and top[0]["class_name"] == body["class_name"]
     assert len(client.post("/api/predict", json={"pixels": random_digit().tolist(), "top_k": 2}).json()["top_k"]) == 2
     # more than there are classes: all of them
     assert len(client.post("/api/predict?top_k=50", json={"pixels": random_digit().tolist()}).json()["top_k"]) == 10
@@ -142,11 +143,11 @@ def test_model_chosen_per_request(client, fashion):
     for r in (client.post("/api/predict", params={"model": "fashion"}, json={"pixels": x.tolist()}),
               client.post("/api/predict", json={"pixels": x.tolist(), "model": "fashion"})):
         body = r.json()
-        assert body["model"] == "fashion" and body["model_id"] == fashion.model_id
+        assert body["model_id"] == fashion.model_id
         expected = fashion.predict_proba(x[None])[0]
-        np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-9)
+        np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
         assert body["class_name"] == fashion.class_names[int(np.argmax(expected))]
-        assert {t["name"] for t in body["top_k"]} <= set(fashion.class_names)
+        assert {t["class_name"] for t in body["top_k"]} <= set(fashion.class_names)
 
 
 def test_concurrent_requests_share_batches_and_get_their_own_answers(digits, fashion):
@@ -171,8 +172,8 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers(digits, fas
 
     anyio.run(main)
     for i, x in enumerate(images):
-        np.testing.assert_allclose(answers[i], digits.predict_proba(x[None])[0], rtol=1e-9)
-    sizes = [len(b) for b in digits.batches[: -len(images)]]
+        np.testing.assert_allclose(answers[i], digits.predict_proba(x[None])[0], rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
+    sizes = [len(b) for b in digits.session.batches[: -len(images)]]
     assert sum(sizes) == len(images) and max(sizes) > 1  # several requests went through one forward pass
 
 
@@ -190,9 +191,8 @@ def test_predict_png_upload_uses_the_one_preprocessing(client, digits):
     body = r.json()
     expected_x = reference_input(data)
     np.testing.assert_array_equal(decode_seen(body["image"]), expected_x)
-    np.testing.assert_array_equal(digits.batches[-1][0], expected_x)
-    np.testing.assert_allclose(body["probabilities"], digits.predict_proba(expected_x[None])[0], rtol=1e-9)
-    assert body["input"] == {"source": "upload", "preprocessed": True}
+    np.testing.assert_array_equal(digits.session.batches[-1][0], expected_x)
+    np.testing.assert_allclose(body["probabilities"], digits.predict_proba(expected_x[None])[0], rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
     assert len(body["top_k"]) == 4
 
 
@@ -202,8 +202,9 @@ def test_predict_jpeg_upload_with_model_form_field(client, fashion):
     r = client.post("/api/predict", files={"file": ("seven.jpg", buf.getvalue(), "image/jpeg")},
                     data={"model": "fashion"})
     assert r.status_code == 200, r.text
-    assert r.json()["model"] == "fashion"
-    np.testing.assert_array_equal(decode_seen(r.json()["image"]), reference_input(buf.getvalue()))
+    assert r.json()["model_id"] == fashion.model_id  # fashion-mnist's own preprocessing
+    np.testing.assert_array_equal(decode_seen(r.json()["image"]),
+                                  preprocess_image(load_image(buf.getvalue()), profile="fashion"))
 
 
 def test_each_model_gets_its_own_datasets_preprocessing(digits, fashion):
@@ -211,14 +212,10 @@ def test_each_model_gets_its_own_datasets_preprocessing(digits, fashion):
 
     from digitlab.serving import create_app
 
-    by_dataset = fashion
-    by_dataset.meta["dataset"] = "fashion-mnist"  # registry: profile "fashion"
-    by_attribute = type(fashion)(list(fashion.class_names), seed=2, model_id="other-linear-test")
-    by_attribute.preprocessing = "fashion"  # as Predictor.preprocessing
     data = png_bytes(255 - drawn_seven())
-    app = create_app({"digits": digits, "clothes": by_dataset, "other": by_attribute})
+    app = create_app({"digits": digits, "clothes": fashion})  # fashion's model.json names fashion-mnist
     with TestClient(app) as c:
-        for name, profile in (("digits", "mnist"), ("clothes", "fashion"), ("other", "fashion")):
+        for name, profile in (("digits", "mnist"), ("clothes", "fashion")):
             r = c.post("/api/predict", files={"file": ("seven.png", data, "image/png")}, data={"model": name})
             assert r.status_code == 200, r.text
             want = preprocess_image(load_image(data), profile=profile)
@@ -240,7 +237,6 @@ def test_predict_base64_json(client, form):
     image = f"data:image/png;base64,{b64}" if form == "data_url" else b64
     r = client.post("/api/predict", json={"image": image})
     assert r.status_code == 200, r.text
-    assert r.json()["input"] == {"source": "base64", "preprocessed": True}
     np.testing.assert_array_equal(decode_seen(r.json()["image"]), reference_input(data))
 
 
@@ -263,7 +259,7 @@ def test_body_over_limit_while_streaming(client, digits):
     assert_error(r, 413, "body_too_large")
     big_upload = client.post("/api/predict", files={"file": ("big.png", b"\x89PNG" + b"0" * MAX_BODY, "image/png")})
     assert_error(big_upload, 413, "body_too_large")
-    assert digits.batches == []
+    assert digits.session.batches == []
 
 
 def test_not_an_image(client):
@@ -293,7 +289,7 @@ def test_decompression_bomb_refused_from_the_header(client, digits):
     assert "pixel" in message
     b64 = base64.b64encode(data).decode()
     assert_error(client.post("/api/predict", json={"image": b64}), 422, "image_too_large")
-    assert digits.batches == []
+    assert digits.session.batches == []
 
 
 @pytest.mark.parametrize("pixels", [
@@ -382,7 +378,7 @@ def test_bad_content_type_and_multipart(client):
 def test_blank_image(client, digits):
     blank = png_bytes(np.zeros((100, 100), dtype=np.uint8))
     assert_error(client.post("/api/predict", files={"file": ("blank.png", blank, "image/png")}), 422, "blank_image")
-    assert digits.batches == []
+    assert digits.session.batches == []
 
 
 def test_model_endpoint_reads_the_run_report(tmp_path, digits):

@@ -50,7 +50,7 @@ def draw(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
 
 def expect_digit(page: Page, digit: int) -> None:
     result = page.locator("#result")
-    expect(result).to_have_attribute("data-class-index", str(digit), timeout=15_000)
+    expect(result).to_have_attribute("data-label", str(digit), timeout=15_000)
     expect(result).to_contain_text(f"{digit} (")
     bars = page.locator("#bars li")
     expect(bars).to_have_count(10)
@@ -59,8 +59,8 @@ def expect_digit(page: Page, digit: int) -> None:
 
 
 def expect_cleared(page: Page) -> None:
-    expect(page.locator("#result")).not_to_have_attribute("data-class-index", "0")
-    assert page.locator("#result").get_attribute("data-class-index") is None
+    expect(page.locator("#result")).not_to_have_attribute("data-label", "0")
+    assert page.locator("#result").get_attribute("data-label") is None
     expect(page.locator("#bars li")).to_have_count(0)
     blank = page.evaluate("""() => {
         const c = document.getElementById('pad');
@@ -96,7 +96,7 @@ def test_draw_clear_draw(browser, live_server):
     for i in range(1, 25):
         page.mouse.move(box["x"] + (0.52 - 0.02 * i / 24) * box["width"], box["y"] + (0.18 + 0.64 * i / 24) * box["height"])
         page.wait_for_timeout(50)
-    expect(page.locator("#result")).to_have_attribute("data-class-index", re.compile(r"\d"), timeout=5_000)
+    expect(page.locator("#result")).to_have_attribute("data-label", re.compile(r"\d"), timeout=5_000)
     page.mouse.up()
     expect_digit(page, 1)
     page.screenshot(path=str(ARTIFACTS / "one.png"))

@@ -41,12 +41,8 @@ def test_model_endpoint_reports_metadata_and_test_metrics(real_client, predictor
     assert info["backend"] == predictor.backend and info["backend"] in ("int8", "onnx", "torch")
     assert info["class_names"] == list(predictor.class_names)
     assert info["meta"]["model"] == predictor.meta["model"]
-    report_path = trained_run / "report.json"
-    if report_path.exists():
-        report = json.loads(report_path.read_text())
-        assert info["test_metrics"]["accuracy"] == report["accuracy"]
-    else:
-        assert info["test_metrics"] is None
+    report = json.loads((trained_run / "report.json").read_text())  # `train` writes it
+    assert info["test_metrics"]["accuracy"] == report["accuracy"]
 
 
 def test_pixels_answers_match_the_predictor(real_client, predictor, mnist):
@@ -69,8 +65,8 @@ def test_png_upload_is_preprocessed_like_digitlab_predict(real_client, predictor
     seen = np.asarray(Image.open(io.BytesIO(base64.b64decode(body["image"].split(",", 1)[1]))))
     np.testing.assert_array_equal(seen, x)
     np.testing.assert_allclose(body["probabilities"], predictor.predict_proba(x[None])[0], atol=1e-5)
-    assert body["class_index"] == int(mnist.y_test[0])
-    assert body["model"] == "again"
+    assert body["label"] == int(mnist.y_test[0])
+    assert body["model_id"] == predictor.model_id
 
 
 def test_live_server_over_real_http(live_server, predictor, mnist):
@@ -99,9 +95,11 @@ def test_live_server_over_real_http(live_server, predictor, mnist):
         assert http.get("/healthz").status_code == 200  # still serving after the refusals
 
 
-def test_api_agrees_with_digitlab_predict_cli(real_client, trained_run, tmp_path, mnist, capsys):
-    """The same image file through `digitlab predict --json` and the API: same class and probabilities."""
+def test_cli_api_and_python_agree_key_for_key(real_client, trained_run, tmp_path, mnist, capsys):
+    """One image file through `digitlab predict --json`, the HTTP API and `Predictor.predict_image`:
+    the same keys and the same values (the CLI adds `file`, the API `image` and `elapsed_ms`)."""
     from digitlab.cli import main
+    from digitlab.inference import Predictor
 
     photo = np.asarray(Image.fromarray(255 - mnist.x_test[7]).resize((120, 120), Image.Resampling.BICUBIC))
     path = tmp_path / "digit.png"
@@ -109,6 +107,15 @@ def test_api_agrees_with_digitlab_predict_cli(real_client, trained_run, tmp_path
     assert main(["predict", str(trained_run), str(path), "--json"]) == 0
     cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     api = real_client.post("/api/predict", files={"file": ("digit.png", path.read_bytes(), "image/png")}).json()
-    assert api["class_index"] == cli["label"] and api["class_name"] == cli["class_name"]
-    np.testing.assert_allclose(api["probabilities"], cli["probabilities"], atol=1e-5)
-    assert api["model_id"] == cli["model_id"]
+    python = Predictor.load(trained_run).predict_image(path).model_dump()
+    assert cli.pop("file") == str(path)
+    assert api.pop("image").startswith("data:image/png;base64,") and api.pop("elapsed_ms") >= 0
+    assert set(cli) == set(api) == set(python) == {"label", "class_name", "probability", "probabilities", "top_k",
+                                                   "rejected", "reason", "model_id"}
+    for key in python:
+        if key in ("probability", "probabilities", "top_k"):
+            continue
+        assert cli[key] == api[key] == python[key], key
+    np.testing.assert_allclose(api["probabilities"], python["probabilities"], atol=1e-6)
+    np.testing.assert_allclose(cli["probabilities"], python["probabilities"], atol=1e-6)
+    assert [t["label"] for t in cli["top_k"]] == [t["label"] for t in api["top_k"]] == [t["label"] for t in python["top_k"]]

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+from PIL.Image import Image as PILImage
 
 from digitlab._io import atomic_write_bytes
 from digitlab.data.registry import Preprocessing, preprocessing_of
 from digitlab.errors import DigitlabError
 from digitlab.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_bytes, onnx_metadata, weights_sha256
 from digitlab.inference.prediction import Prediction
-from digitlab.inference.preprocess import ImageInput, load_image, preprocess_image
+from digitlab.inference.preprocess import MAX_IMAGE_PIXELS, ImageInput, load_image, preprocess_image
 from digitlab.inference.runner import check_images, predict_logits, softmax
 from digitlab.layout import RunFiles, to_model_input
 
@@ -155,19 +156,16 @@ class Predictor:
 
     # -- pictures in ---------------------------------------------------------------------------
 
-    def prepare(self, image: ImageInput, *, name: str | None = None) -> np.ndarray:
+    def prepare(self, image: ImageInput, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         """Any picture -> the uint8 (28, 28) this model sees, by its dataset's preprocessing.
 
         `image`: a file path, the file's bytes, a binary file object, a PIL image, or a NumPy
-        array of any size and dtype (greyscale (H, W), RGB(A) (H, W, 3|4)).
+        array of any size and dtype (greyscale (H, W), RGB(A) (H, W, 3|4)). `name` names it in
+        errors; `max_pixels` bounds the size a file may declare (decompression bombs).
         """
         label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
-        if isinstance(image, np.ndarray):
-            picture: Any = image
-        elif hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
-            picture = image
-        else:
-            picture = load_image(image, name=label)
+        picture = image if isinstance(image, (np.ndarray, PILImage)) else load_image(image, name=label,
+                                                                                    max_pixels=max_pixels)
         return preprocess_image(picture, name=label, profile=self.preprocessing)
 
     def predict_image(self, image: ImageInput, *, top_k: int = DEFAULT_TOP_K, name: str | None = None) -> Prediction:
@@ -182,11 +180,11 @@ class Predictor:
 
     def predict_prepared(self, x: np.ndarray, *, top_k: int = DEFAULT_TOP_K) -> list[Prediction]:
         """Predictions for uint8 images (N, 28, 28) already in the model's format (no preprocessing)."""
-        proba = self.predict_proba(x)
-        return [self.prediction(row, top_k=top_k) for row in proba]
+        return [self.prediction(row, top_k=top_k) for row in self.predict_logits(x)]
 
-    def prediction(self, proba: np.ndarray, *, top_k: int = DEFAULT_TOP_K) -> Prediction:
-        """The `Prediction` for one row of this model's probabilities (C,)."""
+    def prediction(self, logits: np.ndarray, *, top_k: int = DEFAULT_TOP_K) -> Prediction:
+        """The `Prediction` for one row of this model's logits (C,): calibrated probabilities, top k."""
+        proba = softmax(np.asarray(logits, dtype=np.float64)[None], self.temperature)[0]  # float64: sums to 1
         return Prediction.from_probabilities(proba, self.class_names, self.model_id, top_k=top_k)
 
     def _run(self, xb: np.ndarray) -> np.ndarray:

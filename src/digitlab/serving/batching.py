@@ -9,22 +9,23 @@ import numpy as np
 
 
 class MicroBatcher:
-    """Runs `predict_proba` (uint8 (N, 28, 28) -> (N, C)) on everything queued, one batch at a time.
+    """Runs a batch function (uint8 (N, 28, 28) -> (N, C), e.g. `Predictor.predict_logits`) on everything
+    queued, one batch at a time.
 
     No waiting for a batch to fill: while one batch runs in a thread the next requests queue up,
     so batches grow with the load and a lone request pays no extra latency. One batch in flight
     per model keeps the event loop and the inference thread on separate cores.
     """
 
-    def __init__(self, predict_proba: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64) -> None:
-        self._predict_proba = predict_proba
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64) -> None:
+        self._predict = predict
         self._max_batch = max_batch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def predict(self, x: np.ndarray) -> np.ndarray:
-        """One image uint8 (28, 28) -> its class probabilities (C,)."""
+        """One image uint8 (28, 28) -> its row of the batch function's output (C,)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._task is None or self._task.done():
             # First call, or a new event loop (a test client's): start a worker on this loop.
@@ -45,7 +46,7 @@ class MicroBatcher:
                 continue
             batch = np.stack([x for x, _ in items])  # (B, 28, 28)
             try:
-                probs = await anyio.to_thread.run_sync(self._predict_proba, batch)  # (B, C)
+                probs = await anyio.to_thread.run_sync(self._predict, batch)  # (B, C)
             except asyncio.CancelledError:
                 for _, f in items:
                     f.cancel()

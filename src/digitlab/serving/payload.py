@@ -1,9 +1,8 @@
-"""Request bodies of `POST /api/predict` -> the (28, 28) uint8 image a model is given.
+"""Request bodies of `POST /api/predict` and `/api/read` -> a `Payload` (image bytes or MNIST pixels).
 
 Three ways in:
-- an image file (multipart upload, or a raw `image/*` body): decoded, then preprocessed by
-  `digitlab.inference.preprocess_image` with the chosen model's profile (its dataset's
-  procedure), the same code `digitlab predict` uses;
+- an image file (multipart upload, or a raw `image/*` body): decoded, then prepared by the chosen
+  model's `Predictor.prepare` (its dataset's preprocessing), the same code `digitlab predict` uses;
 - JSON `{"image": "<data URL or raw base64>"}`: the same, after base64 decoding;
 - JSON `{"pixels": [...]}`: 784 numbers or 28 rows of 28, taken as already in MNIST format
   (bright ink on black, digit centred) and NOT preprocessed. Integers are 0..255; an array
@@ -20,12 +19,9 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import BlankImageError, DigitlabError, ImageTooLargeError
-from digitlab.inference import load_image, preprocess_image
+from digitlab.layout import IMAGE_PIXELS, SIDE
 from digitlab.serving.errors import APIError
-
-SIDE = 28  # every model takes (N, 28, 28) uint8
-JSON_FIELDS = ("image", "pixels", "scale", "model", "top_k")
-
+from digitlab.serving.schemas import ImageRequest
 
 @dataclass(frozen=True)
 class Payload:
@@ -36,10 +32,14 @@ class Payload:
     pixels: np.ndarray | None = None  # uint8 (28, 28), MNIST format
     model: str | None = None
     top_k: int | None = None
+    reject_threshold: float | None = None
 
 
-def parse_json(body: bytes) -> Payload:
-    """A JSON body -> Payload; raises APIError (400/422) naming what was wrong."""
+_FIELDS = list(ImageRequest.model_fields)
+
+
+def parse_json(body: bytes, *, allow_pixels: bool = True) -> Payload:
+    """A JSON body -> Payload, checked against `schemas.ImageRequest`; raises APIError (400/422) naming what was wrong."""
     try:
         obj = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -47,22 +47,27 @@ def parse_json(body: bytes) -> Payload:
                        '{"pixels": [...784 numbers...]} or {"image": "data:image/png;base64,..."}') from None
     if not isinstance(obj, dict):
         raise APIError(422, "invalid_json", "the JSON body must be an object with an \"image\" or \"pixels\" field")
-    unknown = sorted(set(obj) - set(JSON_FIELDS))
+    unknown = sorted(set(obj) - set(_FIELDS) | ({"pixels", "scale"} & set(obj) if not allow_pixels else set()))
     if unknown:
-        raise APIError(422, "unknown_field", f"unknown field(s) {unknown}; accepted fields: {list(JSON_FIELDS)}")
-    model = obj.get("model")
+        fields = [f for f in _FIELDS if allow_pixels or f not in ("pixels", "scale")]
+        raise APIError(422, "unknown_field", f"unknown field(s) {unknown}; accepted fields: {fields}")
+    model, threshold = obj.get("model"), obj.get("reject_threshold")
     if model is not None and not isinstance(model, str):
         raise APIError(422, "invalid_parameter", "\"model\" must be a string naming a served model (see GET /api/model)")
     top_k = parse_top_k(obj.get("top_k"))
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+        raise APIError(422, "invalid_parameter", "\"reject_threshold\" must be a number")
     has_image, has_pixels = obj.get("image") is not None, obj.get("pixels") is not None
     if has_image == has_pixels:
-        raise APIError(422, "missing_input", "send exactly one of \"image\" (base64 or data URL of a PNG/JPEG) "
-                       "and \"pixels\" (784 numbers or 28x28)")
+        what = ("exactly one of \"image\" (base64 or data URL of a PNG/JPEG) and \"pixels\" (784 numbers or 28x28)"
+                if allow_pixels else "\"image\" (base64 or data URL of a PNG/JPEG)")
+        raise APIError(422, "missing_input", f"send {what}")
+    common = {"model": model, "top_k": top_k, "reject_threshold": threshold}
     if has_image:
         if obj.get("scale") is not None:
             raise APIError(422, "invalid_parameter", "\"scale\" applies to \"pixels\" only")
-        return Payload("base64", image_bytes=decode_base64(obj["image"]), model=model, top_k=top_k)
-    return Payload("pixels", pixels=parse_pixels(obj["pixels"], obj.get("scale")), model=model, top_k=top_k)
+        return Payload("base64", image_bytes=decode_base64(obj["image"]), **common)
+    return Payload("pixels", pixels=parse_pixels(obj["pixels"], obj.get("scale")), **common)
 
 
 def parse_top_k(value: Any) -> int | None:
@@ -107,7 +112,7 @@ def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
         arr = np.clip(arr, -1, 256).astype(np.int64)  # integers too big for int64: out of range all the same
     if arr is None or arr.dtype.kind not in "iuf":
         raise APIError(422, "invalid_pixels", "\"pixels\" must be numbers only: 784 of them, or 28 rows of 28")
-    if arr.shape not in ((SIDE * SIDE,), (SIDE, SIDE)):
+    if arr.shape not in ((IMAGE_PIXELS,), (SIDE, SIDE)):
         raise APIError(422, "invalid_shape", f"\"pixels\" has shape {list(arr.shape)}; send 784 numbers or 28 rows "
                        "of 28 (row by row, top to bottom)")
     if scale is None:
@@ -128,23 +133,12 @@ def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
     return out.reshape(SIDE, SIDE)
 
 
-def image_to_model_input(data: bytes, *, max_pixels: int, profile: str = "mnist") -> np.ndarray:
-    """An image file's bytes -> uint8 (28, 28) through the one preprocessing, with the model's `profile`.
-
-    `profile` is the served model's dataset procedure (`Predictor.preprocessing`: "mnist" or "fashion").
-
-    Raises APIError 422 for a file that is not an image, a blank one, or one whose header
-    declares more than `max_pixels` pixels (`load_image` checks before decoding: decompression bombs).
-    """
-    try:
-        image = load_image(data, name="uploaded image", max_pixels=max_pixels)
-        return preprocess_image(image, name="uploaded image", profile=profile)
-    except DigitlabError as exc:
-        message = str(exc)
-        if isinstance(exc, ImageTooLargeError):
-            code = "image_too_large"
-        elif isinstance(exc, BlankImageError):
-            code = "blank_image"
-        else:
-            code = "invalid_image"
-        raise APIError(422, code, message) from None
+def api_error(exc: DigitlabError) -> APIError:
+    """The 422 APIError for a picture the library refused (not an image, too large, blank)."""
+    if isinstance(exc, ImageTooLargeError):
+        code = "image_too_large"
+    elif isinstance(exc, BlankImageError):
+        code = "blank_image"
+    else:
+        code = "invalid_image"
+    return APIError(422, code, str(exc))

@@ -130,14 +130,14 @@ function percent(p) {
 
 function showResult(body) {
   errorEl.hidden = true;
-  const names = classNames[body.model] || body.probabilities.map((_, i) => String(i));
-  resultEl.textContent = `${body.class_name} (${percent(body.probabilities[body.class_index])})`;
-  resultEl.dataset.classIndex = String(body.class_index);
+  const names = classNames[modelSelect.value] || body.probabilities.map((_, i) => String(i));
+  resultEl.textContent = `${body.class_name} (${percent(body.probability)})`;
+  resultEl.dataset.label = String(body.label);
   resultEl.dataset.className = body.class_name;
   seenEl.src = body.image;
   barsEl.replaceChildren(...body.probabilities.map((p, i) => {
     const li = document.createElement("li");
-    if (i === body.class_index) li.className = "best";
+    if (i === body.label) li.className = "best";
     const name = document.createElement("span");
     name.textContent = names[i];
     const track = document.createElement("span");
@@ -153,7 +153,7 @@ function showResult(body) {
     li.append(name, track, pct);
     return li;
   }));
-  modelIdEl.textContent = `model ${body.model} (${body.model_id})`;
+  modelIdEl.textContent = `model ${modelSelect.value} (${body.model_id})`;
   timingEl.textContent = `${body.elapsed_ms.toFixed(1)} ms on the server`;
 }
 
@@ -173,7 +173,7 @@ function clearAll() {
   photoEl.hidden = true;
   photoEl.removeAttribute("src");
   resultEl.textContent = "Cleared. Draw a digit.";
-  delete resultEl.dataset.classIndex;
+  delete resultEl.dataset.label;
   delete resultEl.dataset.className;
   errorEl.hidden = true;
   barsEl.replaceChildren();
