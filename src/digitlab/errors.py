@@ -18,3 +18,7 @@ class BlankImageError(DigitlabError):
 
 class InputShapeError(DigitlabError, ValueError):
     """An array that is not the uint8 (N, 28, 28) images a model takes (also a ValueError)."""
+
+
+class UnsupportedImageError(DigitlabError):
+    """An image file in a format outside the allowlist (PNG, JPEG, GIF, BMP, TIFF, WebP), refused undecoded."""
