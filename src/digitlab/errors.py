@@ -1,4 +1,14 @@
 """The one exception type digitlab raises for bad input, so callers and the CLI can catch it."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest of `choices` to a misspelt `name`, or ''."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class DigitlabError(Exception):

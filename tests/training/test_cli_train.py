@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from digitlab.cli import build_parser, main
-from digitlab.training import RECIPES
+from digitlab.training import RECIPES, recipe_config
 
 
 def test_every_option_names_its_default() -> None:
@@ -77,3 +77,62 @@ def test_help_quotes_the_cnn_recipe() -> None:
     cnn = recipe_config("cnn")
     for dest in ("epochs", "batch_size", "lr", "optimizer", "schedule"):
         assert f"cnn: {getattr(cnn, dest)})" in helps[dest], dest
+
+
+def test_print_config_round_trips_through_config_and_set(tmp_path: Path, capsys) -> None:
+    """--print-config writes TOML that --config reads back to the same config; --set wins over both."""
+    from digitlab.training import TrainConfig
+
+    assert main(["train", "--recipe", "cnn", "--epochs", "3", "--print-config"]) == 0
+    text = capsys.readouterr().out
+    assert TrainConfig.from_toml(text) == recipe_config("cnn", epochs=3)
+    path = tmp_path / "run.toml"
+    path.write_text(text.replace("epochs = 3", "epochs = 2"))
+    args = ["train", "--config", str(path), "--set", "weight_decay=0.01", "--set", "augment=false",
+            "--set", "model_config={channels=[8, 16]}", "--print-config"]
+    assert main(args) == 0
+    got = TrainConfig.from_toml(capsys.readouterr().out)
+    assert got == recipe_config("cnn", epochs=2, weight_decay=0.01, augment=False, model_config={"channels": [8, 16]})
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("weight_decy=0.1", "did you mean 'weight_decay'"),
+    ("epochs=ten", "epochs"),
+    ("noequals", "KEY=VALUE"),
+])
+def test_bad_settings_are_one_clear_error(setting: str, message: str, capsys) -> None:
+    assert main(["train", "--set", setting, "--print-config"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("digitlab: error:") and message in err and len(err.splitlines()) == 1
+
+
+def test_misspelt_recipe_suggests_the_closest(capsys) -> None:
+    assert main(["train", "--recipe", "fashoin-cnn", "--print-config"]) == 1
+    assert "did you mean 'fashion-cnn'" in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten_without_overwrite(mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    base = ["train", "--recipe", "tf-softmax", "--set", "max_steps=20", "--data-dir", str(mnist_dir),
+            "--run-dir", str(run), "--no-plots", "--verbose", "2"]
+    assert main(base) == 0
+    assert (run / "config.toml").is_file() and "max_steps = 20" in (run / "config.toml").read_text()
+    first = (run / "model.json").read_bytes()
+    capsys.readouterr()
+    assert main(base) == 1
+    assert "--overwrite" in capsys.readouterr().err and (run / "model.json").read_bytes() == first
+    assert main([*base, "--overwrite"]) == 0
+
+
+def test_tensorboard_scalars_and_images(mnist_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    assert main(["train", "--recipe", "tf-softmax", "--set", "max_steps=1200", "--data-dir", str(mnist_dir),
+                 "--run-dir", str(run), "--tensorboard", "--verbose", "0"]) == 0
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0}).Reload()
+    tags = events.Tags()
+    assert {"loss/train", "loss/validation", "accuracy/validation", "learning_rate"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("loss/train")] == [1, 2]
+    assert "plots/predictions" in tags["images"]

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, did_you_mean
 from digitlab.models.conv import CNN, LeNet
 from digitlab.models.linear import MLP, Softmax
 
@@ -73,11 +73,12 @@ def num_classes_of(model: nn.Module) -> int:
 def check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
     """`config` checked against model `name`'s constructor: known keys, values of the right types."""
     if name not in MODELS:
-        raise DigitlabError(f"model {name!r} is unknown; use one of {', '.join(MODELS)}")
+        raise DigitlabError(f"model {name!r} is unknown{did_you_mean(name, MODELS)}; use one of {', '.join(MODELS)}")
     params = _parameters(MODELS[name])
     unknown = sorted(set(config) - set(params))
     if unknown:
-        raise DigitlabError(f"model {name!r} does not accept config keys {unknown}; its keys are {sorted(params)}")
+        hints = ", ".join(f"{k!r}{did_you_mean(k, params)}" for k in unknown)
+        raise DigitlabError(f"model {name!r} does not accept config keys {hints}; its keys are {sorted(params)}")
     checked = {}
     for key, value in config.items():
         try:

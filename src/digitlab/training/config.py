@@ -2,10 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from digitlab.errors import DigitlabError
+from pydantic import TypeAdapter, ValidationError
+
+from digitlab.errors import DigitlabError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adadelta")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
@@ -98,14 +106,60 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """The config `to_dict` wrote; unknown keys are an error naming them."""
+    def from_dict(cls, d: dict[str, Any], *, base: TrainConfig | None = None) -> TrainConfig:
+        """A config from `d` (what `to_dict` wrote, or some of its keys on top of `base`).
+
+        Unknown keys and values of the wrong type are an error naming the key.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise DigitlabError(f"training config: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**d)
+            hints = "; ".join(f"{k!r}{did_you_mean(k, known)}" for k in unknown)
+            raise DigitlabError(f"training config: unknown keys {hints}; known keys are {sorted(known)}")
+        merged = {**(base.to_dict() if base is not None else {}), **d}
+        try:
+            return _ADAPTER.validate_python(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            raise DigitlabError(f"training config: {where}={err.get('input')!r}: {err.get('msg')}") from None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with `changes` applied (and validated)."""
-        return dataclasses.replace(self, **changes)
+        return TrainConfig.from_dict(changes, base=self)
+
+    def to_toml(self) -> str:
+        """The config as TOML (None values left out: each such field's default is None)."""
+        import tomli_w
+
+        return tomli_w.dumps({k: v for k, v in self.to_dict().items() if v is not None})
+
+    @classmethod
+    def from_toml(cls, text: str, *, name: str = "config", base: TrainConfig | None = None) -> TrainConfig:
+        """A config from TOML text (every key optional, on top of `base`); `name` names it in errors."""
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise DigitlabError(f"{name}: not valid TOML ({exc}); see `digitlab train --print-config`") from None
+        try:
+            return cls.from_dict(data, base=base)
+        except DigitlabError as exc:
+            raise DigitlabError(f"{name}: {exc}") from None
+
+    def with_settings(self, settings: list[str]) -> TrainConfig:
+        """A copy with `key=value` settings applied; each value is read as TOML (3, 0.1, true, [32, 64], "adamw")
+        and, when that fails, as a plain string."""
+        changes: dict[str, Any] = {}
+        for item in settings:
+            key, sep, raw = item.partition("=")
+            key = key.strip()
+            if not sep or not key:
+                raise DigitlabError(f"--set {item!r}: write it as KEY=VALUE, e.g. --set weight_decay=0.01")
+            try:
+                changes[key] = tomllib.loads(f"value = {raw.strip()}")["value"]
+            except tomllib.TOMLDecodeError:
+                changes[key] = raw.strip()
+        return TrainConfig.from_dict(changes, base=self)
+
+
+_ADAPTER: TypeAdapter[TrainConfig] = TypeAdapter(TrainConfig)

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from digitlab._io import atomic_write_text
 from digitlab.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.errors import DigitlabError
 from digitlab.evaluation import evaluate_model, write_report
+from digitlab.layout import RunFiles
 from digitlab.training.config import TrainConfig
 from digitlab.training.loop import Callback, TrainResult, fit
+from digitlab.training.progress import Progress, Verbose, combine
 
 if TYPE_CHECKING:
     from digitlab.data import Dataset
@@ -116,7 +119,9 @@ def train(
     *,
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     callback: Callback | None = None,
+    verbose: Verbose = "auto",
     plots: bool = True,
     int8: bool = True,
     test_limit: int | None = None,
@@ -125,15 +130,33 @@ def train(
 
     The loop is `fit` (per-epoch `metrics.jsonl` and resume state); then, with `run_dir` and on
     rank 0, `finish_run` (checkpoint, `report.json`, plots, reload check, int8 model), whose
-    outputs are `result.outputs`. Without `run_dir` nothing is written and the model is returned.
+    outputs are `result.outputs`; `config.toml` (the resolved config) is written first. Without
+    `run_dir` nothing is written and the model is returned. An existing run in `run_dir` is an
+    error unless `resume` (continue it) or `overwrite` (replace it). Progress is shown as Keras'
+    `fit` shows it (`verbose`: 0 silent, 1 a bar and a line per epoch, 2 a line per epoch,
+    "auto" 1 in a terminal or notebook, else 2); `callback(event)` gets every event too.
     """
     from digitlab.data import load
 
+    if run_dir is not None and not (resume or overwrite):
+        _refuse_existing_run(Path(run_dir))
     if dataset is None:
         dataset = load(config.dataset, data_dir=config.data_dir)
-    result = fit(config, dataset, run_dir=run_dir, resume=resume, callback=callback, save_final=run_dir is None)
-    if run_dir is not None and int(os.environ.get("RANK", "0")) == 0:
+    main = int(os.environ.get("RANK", "0")) == 0
+    if run_dir is not None and main:
+        atomic_write_text(RunFiles.of(run_dir).config_toml, config.to_toml())
+    result = fit(config, dataset, run_dir=run_dir, resume=resume, save_final=run_dir is None,
+                 callback=combine([Progress(verbose), callback]))
+    if run_dir is not None and main:
         outputs = finish_run(result, dataset, run_dir, plots=plots, int8=int8, test_limit=test_limit)
         result = replace(result, outputs=outputs)
     return result
 
+
+def _refuse_existing_run(run_dir: Path) -> None:
+    files = RunFiles(run_dir)
+    existing = [p.name for p in (files.model_json, files.metrics, files.state_json) if p.exists()]
+    if existing:
+        raise DigitlabError(f"{run_dir} already holds a run ({', '.join(existing)}); pass --overwrite "
+                            "(overwrite=True) to replace it, --resume (resume=True) to continue it, or choose "
+                            "another run directory")

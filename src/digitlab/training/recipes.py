@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, did_you_mean
 from digitlab.training.config import TrainConfig
 
 
@@ -97,8 +97,8 @@ DEFAULT_RECIPE = "cnn"
 def get_recipe(name: str) -> Recipe:
     """The recipe `name`, or an error listing the known ones."""
     if name not in RECIPES:
-        raise DigitlabError(f"recipe {name!r} is unknown; use one of {', '.join(RECIPES)} "
-                            "(`digitlab train --list-recipes` describes them)")
+        raise DigitlabError(f"recipe {name!r} is unknown{did_you_mean(name, RECIPES)}; use one of "
+                            f"{', '.join(RECIPES)} (`digitlab train --list-recipes` describes them)")
     return RECIPES[name]
 
 
