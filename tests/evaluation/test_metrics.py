@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from digitlab.evaluation.metrics import confusion_matrix, precision_recall_f1, softmax, top_k_accuracy
+from digitlab.evaluation.metrics import (
+    averages,
+    confusion_matrix,
+    precision_recall_f1,
+    softmax,
+    top_k_accuracy,
+)
 
 
 @pytest.fixture
@@ -45,6 +51,20 @@ def test_precision_recall_f1_absent_class_has_zero_recall():
     want = skm.precision_recall_fscore_support(y, p, labels=range(3), zero_division=0)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w)
+
+
+@pytest.mark.parametrize("average", ["macro", "weighted"])
+def test_averages_match_sklearn(preds, average):
+    y, _, p = preds
+    macro, weighted = averages(*precision_recall_f1(confusion_matrix(y, p, 7)))
+    got = macro if average == "macro" else weighted
+    want = skm.precision_recall_fscore_support(y, p, labels=range(7), average=average, zero_division=0)
+    assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(want[:3], abs=1e-12)
+
+
+def test_weighted_average_of_nothing_is_zero():
+    _, weighted = averages(*precision_recall_f1(np.zeros((3, 3), dtype=int)))
+    assert weighted == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
 
 
 @pytest.mark.filterwarnings("ignore:'k' .* greater than or equal to 'n_classes'")  # k=7 is meant

@@ -1,8 +1,11 @@
-"""`digitlab evaluate`: test-set report (per-class P/R/F1, confusion matrix, top-k) of a trained model."""
+"""`digitlab evaluate`: test-set report (per-class P/R/F1, confusion matrix, top-k, calibration) of a trained model."""
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
+from collections.abc import Sequence
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -10,9 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="evaluate a trained model on a test set; writes report.json into the run directory",
-        description="Evaluate a checkpoint on the test split of its dataset: accuracy, per-class "
-                    "precision/recall/F1, macro averages, top-k accuracy and the confusion matrix. "
-                    "Prints a table and writes report.json into the run directory.",
+        description="Evaluate a checkpoint on the test split of its dataset: scikit-learn's classification "
+                    "report (per-class precision, recall, f1-score and support, accuracy, macro and weighted "
+                    "averages), top-k accuracy, the confusion matrix and, for a calibrated model (a temperature "
+                    "in model.json), the expected calibration error and NLL before and after temperature "
+                    "scaling. Prints a table and writes report.json into the run directory. Evaluating on "
+                    "another dataset than the model's own prints a warning.",
     )
     p.add_argument("run", metavar="RUN_OR_MODEL", help="run directory, model.json or model.safetensors")
     p.add_argument("--dataset", default=None,
@@ -29,31 +35,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def print_dataset_warnings(caught: Sequence[warnings.WarningMessage]) -> None:
+    """One `digitlab: warning:` line on stderr per DatasetMismatchWarning; other warnings re-issued as they were."""
+    from digitlab.evaluation.report import DatasetMismatchWarning
+
+    for w in caught:
+        if issubclass(w.category, DatasetMismatchWarning):
+            print(f"digitlab: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Load the checkpoint and dataset, evaluate, print, write report.json."""
+    """Evaluate (`evaluation.evaluate_run`), print the table or JSON, write report.json."""
     from digitlab.checkpoints import load_checkpoint
-    from digitlab.errors import DigitlabError
-    from digitlab.evaluation import evaluate_model, format_report, write_report
-    from digitlab.evaluation.report import run_dataset
+    from digitlab.evaluation import evaluate_run, format_report, write_report
+    from digitlab.evaluation.report import DatasetMismatchWarning
 
     ckpt = load_checkpoint(args.run)
-    ds = run_dataset(ckpt.meta, args.dataset, data_dir=args.data_dir, run_dir=ckpt.run_dir)
-    class_names = list(ckpt.meta.get("class_names") or ds.class_names)
-    if len(class_names) != len(ds.class_names):
-        raise DigitlabError(
-            f"{args.run}: the model has {len(class_names)} classes but dataset {ds.name!r} has "
-            f"{len(ds.class_names)}; evaluate on a dataset with the model's classes"
-        )
-    x, y = ds.x_test, ds.y_test
-    if args.dry_run:
-        x, y = x[: args.batch_size], y[: args.batch_size]
-    report = evaluate_model(ckpt.model, x, y, class_names, top_k=tuple(args.top_k),
-                            batch_size=args.batch_size, dataset=ds.name)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DatasetMismatchWarning)
+        report = evaluate_run(ckpt, args.dataset, data_dir=args.data_dir, top_k=tuple(args.top_k),
+                              batch_size=args.batch_size, limit=args.batch_size if args.dry_run else None)
+    print_dataset_warnings(caught)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if not (args.no_write or args.dry_run):
         path = write_report(report, ckpt.run_dir)
         if not args.json:
             print(f"wrote {path}")
     elif args.dry_run and not args.json:
-        print(f"dry run: evaluated {len(y)} images, wrote nothing")
+        print(f"dry run: evaluated {report['n']} images, wrote nothing")
     return 0

@@ -5,7 +5,7 @@ import numpy as np
 
 from digitlab.inference.runner import softmax
 
-__all__ = ["confusion_matrix", "precision_recall_f1", "softmax", "top_k_accuracy"]
+__all__ = ["averages", "confusion_matrix", "precision_recall_f1", "softmax", "top_k_accuracy"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -60,3 +60,19 @@ def top_k_accuracy(y_true: np.ndarray, scores: np.ndarray, k: int) -> float:
     idx = np.arange(scores.shape[1])[None, :]
     better = (scores > true_score) | ((scores == true_score) & (idx < y_true[:, None]))
     return float(np.mean(better.sum(axis=1) < k))
+
+
+def averages(
+    precision: np.ndarray, recall: np.ndarray, f1: np.ndarray, support: np.ndarray
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(macro, weighted) averages of per-class scores (C,), as scikit-learn's `classification_report`.
+
+    macro: the unweighted mean over classes of precision, recall and f1; weighted: their mean
+    weighted by support (0 when there are no samples, `zero_division=0`).
+    """
+    support = np.asarray(support, dtype=np.float64)
+    total = support.sum()
+    macro = {"precision": float(np.mean(precision)), "recall": float(np.mean(recall)), "f1": float(np.mean(f1))}
+    weighted = {k: float(np.dot(v, support) / total) if total > 0 else 0.0
+                for k, v in (("precision", precision), ("recall", recall), ("f1", f1))}
+    return macro, weighted
