@@ -13,7 +13,7 @@ import platform
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from digitlab._io import atomic_write_bytes, atomic_write_json
 from digitlab.errors import DigitlabError
 from digitlab.layout import INPUT_SCALE, INPUT_SHAPE, MODEL_JSON, WEIGHTS, RunFiles
+
+if TYPE_CHECKING:
+    from digitlab.data import Dataset
 
 FORMAT_VERSION = 1
 MAX_META_BYTES = 16 * 2**20  # model.json is a few kB; a larger file is not one
@@ -261,4 +264,24 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     return Checkpoint(model=model, meta=meta, run_dir=run_dir)
 
 
-__all__ = ["Checkpoint", "ModelMeta", "load_checkpoint", "read_meta", "save_checkpoint", "unwrap_model"]
+def dataset_of(
+    meta: dict[str, Any],
+    dataset: str | None = None,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+) -> Dataset:
+    """The `digitlab.data` Dataset a checkpoint works on: `dataset`, else the one its model.json names.
+
+    `run_dir` only names the checkpoint in the error raised when neither gives a dataset.
+    """
+    from digitlab.data import load
+
+    name = dataset or meta.get("dataset")
+    if not name:
+        where = Path(run_dir) / MODEL_JSON if run_dir is not None else "the checkpoint's model.json"
+        raise DigitlabError(f"{where} names no dataset; pass one (e.g. --dataset mnist)")
+    return load(name, data_dir=data_dir)
+
+
+__all__ = ["Checkpoint", "ModelMeta", "dataset_of", "load_checkpoint", "read_meta", "save_checkpoint", "unwrap_model"]

@@ -46,10 +46,10 @@ def _check_images(meta: dict, n: int, data_dir: str | None):
 
     from digitlab.errors import DigitlabError
 
-    from digitlab.evaluation.report import run_dataset
+    from digitlab.checkpoints import dataset_of
 
     try:
-        return run_dataset(meta, data_dir=data_dir).x_test[:n], "test images"
+        return dataset_of(meta, data_dir=data_dir).x_test[:n], "test images"
     except DigitlabError as exc:
         print(f"digitlab: note: dataset unavailable ({exc}); checking on random images", file=sys.stderr)
         return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8), "random images"

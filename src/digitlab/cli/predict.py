@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digitlab.cli._model import MODEL_HELP, split_model
 from digitlab.inference.predictor import BACKENDS
 from digitlab.layout import IMAGE_SHAPE
 
@@ -32,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "28x28 image in them, used as is). Folders are searched recursively. A file that cannot "
                     "be read gets an error on stderr; the others are still classified (exit code 1 if any failed).",
     )
-    p.add_argument("run", metavar="RUN", help="run directory, model.json or model.safetensors")
-    p.add_argument("inputs", nargs="+", metavar="FILE_OR_FOLDER", help="image files, IDX image files or folders of them")
+    p.add_argument("paths", nargs="+", metavar="[RUN] FILE_OR_FOLDER",
+                   help=f"RUN: {MODEL_HELP}; then image files, IDX image files or folders of them")
     p.add_argument("--top-k", type=int, default=3, help="how many best classes to show per image (default: 3)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line per image: file, label, class_name, probability, "
@@ -102,10 +103,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise DigitlabError(f"--top-k {args.top_k}: must be 1 or more")
-    files = list(_expand(args.inputs))
+    model, inputs = split_model(args.paths)
+    if not inputs:
+        raise DigitlabError(f"{model}: no images to classify; give image files or folders after the model")
+    files = list(_expand(inputs))
     if not files:
-        raise DigitlabError(f"{' '.join(args.inputs)}: no image or IDX files found; give files or folders holding them")
-    predictor = Predictor.load(args.run, backend=args.backend, batch_size=args.batch_size)
+        raise DigitlabError(f"{' '.join(inputs)}: no image or IDX files found; give files or folders holding them")
+    predictor = Predictor.load(model, backend=args.backend, batch_size=args.batch_size)
     names: list[str] = []
     images = []
     failed = 0

@@ -87,13 +87,14 @@ class Predictor:
     @classmethod
     def load(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | None = None,
         backend: str = "auto",
         *,
         batch_size: int = 1024,
         num_threads: int | None = None,
     ) -> Predictor:
-        """Load the checkpoint at `path` (run directory, `model.json` or `model.safetensors`).
+        """Load the checkpoint at `path` (run directory, `model.json` or `model.safetensors`), or with
+        no path the bundled default MNIST model (`digitlab.pretrained`).
 
         backend: "torch"; "onnx" (ONNX Runtime on the run's `model.onnx` when it is up to date,
         else on an export made in memory and kept in the user cache; the run directory is never
@@ -107,6 +108,10 @@ class Predictor:
 
         if backend not in BACKENDS:
             raise DigitlabError(f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)}")
+        if path is None:
+            from digitlab.pretrained import bundled_model
+
+            path = bundled_model()
         ckpt = load_checkpoint(path)
         meta, run_dir = ckpt.meta, Path(ckpt.run_dir)
         make = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir}

@@ -141,14 +141,13 @@ def export_int8(
     (the validation split), both scored with `Predictor.score`. `float_onnx`: the float export
     when the caller already has it (`onnx_bytes`).
     """
-    from digitlab.checkpoints import load_checkpoint
-    from digitlab.evaluation.report import run_dataset
+    from digitlab.checkpoints import dataset_of, load_checkpoint
     from digitlab.inference.predictor import Predictor, ort_session
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     run_dir = Path(ckpt.run_dir)
     out = Path(out_path) if out_path is not None else RunFiles(run_dir).int8_onnx
-    ds = dataset if dataset is not None else run_dataset(ckpt.meta, data_dir=data_dir, run_dir=run_dir)
+    ds = dataset if dataset is not None else dataset_of(ckpt.meta, data_dir=data_dir, run_dir=run_dir)
     n = len(ds.x_train)
     if n < 2:
         raise DigitlabError(f"dataset {ds.name!r} has {n} training images; int8 calibration needs more")
