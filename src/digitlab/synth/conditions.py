@@ -38,7 +38,7 @@ FLAT = PhotoFactors(  # a scan or a screenshot: flat white, no camera
 )
 TOUCHING = RowStyle(gap=(-0.14, 0.0))
 
-Maker = Callable[[np.random.Generator, "DigitSource | None", str], Sample]
+Maker = Callable[..., Sample]  # (rng, source: DigitSource | None, split: str, *, max_side: int | None) -> Sample
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ def _photo(name: str, description: str, **factors: Any) -> Condition:
 
 
 def _number(name: str, description: str, factors: PhotoFactors = BASE, **options: Any) -> Condition:
-    return Condition(name, "number", description, partial(makers.photo_number, factors=factors, **options), default_n=50)
+    make = partial(makers.photo_number, factors=factors, **options)
+    return Condition(name, "number", description, make, default_n=50)
 
 
 def _canvas(name: str, description: str, **options: Any) -> Condition:
@@ -73,27 +74,28 @@ def _nondigit(name: str, description: str, groups: tuple[str, ...], factors: Pho
                      needs_mnist=False)
 
 
-def _mixed_digit(rng: np.random.Generator, src: DigitSource | None, split: str) -> Sample:
+def _mixed_digit(rng: np.random.Generator, src: DigitSource | None, split: str, max_side: int | None = None) -> Sample:
     """Any medium: a broad photo (60%), a canvas of any pen (25%, a third transparent), printed (15%)."""
     u = rng.random()
     if u < 0.6:
-        return makers.photo_digit(rng, src, split, factors=BROAD)
+        return makers.photo_digit(rng, src, split, factors=BROAD, max_side=max_side)
     if u < 0.85:
         background = "transparent" if rng.random() < 0.33 else "black"
         return makers.canvas_digit(rng, src, split, pen=(0.02, 0.15), background=background, sizes=(160, 800))
-    return makers.printed(rng, src, split, factors=BROAD if rng.random() < 0.6 else FLAT)
+    return makers.printed(rng, src, split, factors=BROAD if rng.random() < 0.6 else FLAT, max_side=max_side)
 
 
-def _mixed_number(rng: np.random.Generator, src: DigitSource | None, split: str) -> Sample:
+def _mixed_number(rng: np.random.Generator, src: DigitSource | None, split: str, max_side: int | None = None) -> Sample:
     """Any medium for numbers: broad photos with touching/broken/two-line writing, canvases, print."""
     u = rng.random()
     if u < 0.65:
         style = TOUCHING if rng.random() < 0.3 else RowStyle()
         return makers.photo_number(rng, src, split, factors=BROAD, style=style, two_lines=bool(rng.random() < 0.2),
-                                   broken=0.3 if rng.random() < 0.2 else 0.0)
+                                   broken=0.3 if rng.random() < 0.2 else 0.0, max_side=max_side)
     if u < 0.85:
         return makers.canvas_number(rng, src, split, pen=(0.03, 0.12))
-    return makers.printed(rng, src, split, factors=BROAD if rng.random() < 0.6 else FLAT, length=(2, 6))
+    return makers.printed(rng, src, split, factors=BROAD if rng.random() < 0.6 else FLAT, length=(2, 6),
+                          max_side=max_side)
 
 
 _GROUPS = ("letters", "symbols", "doodles", "scribbles")
@@ -110,7 +112,8 @@ _LIST: list[Condition] = [
     _photo("photo_marker", "thick marker (black, blue, red or green)", inks=("marker",)),
     _photo("photo_tinted", "cream, grey or recycled (flecked) paper", tints=("cream", "grey", "recycled")),
     _photo("photo_jpeg_low", "strong JPEG compression (quality 30-60)", jpeg_quality=(30, 60)),
-    _photo("photo_blur", "defocus or motion blur (1-2.5 px per 1000 px)", blurs=("defocus", "motion"), blur_px=(1.0, 2.5)),
+    _photo("photo_blur", "defocus or motion blur (1-2.5 px per 1000 px)", blurs=("defocus", "motion"),
+           blur_px=(1.0, 2.5)),
     _photo("photo_noise", "dim-light sensor noise (sigma 6-14)", noise=(6.0, 14.0)),
     _photo("photo_rotated", "rotation up to +-10 degrees and perspective tilt", rotation=10.0, tilt=0.15),
     _photo("photo_small", "small photos: 240-400 px long side", long_side=(240, 400)),
@@ -141,7 +144,7 @@ _LIST: list[Condition] = [
             pen=(0.03, 0.12), background="transparent", sizes=(200, 800)),
     Condition("canvas_number", "number", "the page's number mode: 840x280 black, 22 px pen, 2-6 digits",
               makers.canvas_number, default_n=50),
-    Condition("printed_fonts", "digit", "one printed digit in any font (DejaVu, Liberation, FreeFont; bold, italic), flat scan",
+    Condition("printed_fonts", "digit", "one printed digit in any font (DejaVu, Liberation, FreeFont), flat scan",
               partial(makers.printed, factors=FLAT), needs_mnist=False),
     Condition("printed_photo", "digit", "one printed digit photographed (baseline photo)",
               partial(makers.printed, factors=replace(BASE, papers=PAPERS)), needs_mnist=False),
@@ -177,12 +180,14 @@ def sample_rng(seed: int, condition: str, split: str, index: int) -> np.random.G
 
 
 def build_set(condition: str, n: int, seed: int = 0, mnist_test: tuple[np.ndarray, np.ndarray] | None = None,
-              *, split: str = "train", start: int = 0) -> list[Sample]:
+              *, split: str = "train", start: int = 0, max_side: int | None = None) -> list[Sample]:
     """`n` Samples of `condition`, reproducible from `seed`: samples start .. start+n-1 of its stream.
 
     mnist_test: (x uint8 (N, 28, 28), y (N,)) MNIST *test* digits, needed by the handwritten-digit
     conditions (`Condition.needs_mnist`). split: "train", "heldout" or "ambiguous"; it selects the
     non-digit family (see `digitlab.synth.nondigits`) and is ignored by digit conditions.
+    max_side: cap every photo's longer side at this many pixels (the whole scene scales down, the
+    random draws stay the same): quick fixtures for tests. Canvases keep their sizes.
     Raises DigitlabError for an unknown condition or split, a bad n, or missing/ill-shaped digits.
     """
     cond = get_condition(condition)
@@ -190,13 +195,15 @@ def build_set(condition: str, n: int, seed: int = 0, mnist_test: tuple[np.ndarra
         raise DigitlabError(f"split {split!r} is unknown; use one of {', '.join(SPLITS)}")
     if n < 0 or start < 0:
         raise DigitlabError(f"n={n}, start={start}: both must be >= 0")
+    if max_side is not None and max_side < 32:
+        raise DigitlabError(f"max_side={max_side}: use at least 32 pixels, or None for the condition's own sizes")
     src = DigitSource.of(mnist_test) if cond.needs_mnist else (
         DigitSource.of(mnist_test) if mnist_test is not None else None)
     stream = split if cond.kind == "nondigit" else ""
     out = []
     for i in range(start, start + n):
         rng = sample_rng(seed, condition, stream, i)
-        sample = cond.make(rng, src, split)
+        sample = cond.make(rng, src, split, max_side=max_side)
         if cond.post is not None:
             sample = cond.post(sample, rng)
         sample.condition = condition

@@ -1,7 +1,8 @@
 """Sample makers: one random Sample of a kind (photo digit, number, canvas, printed, non-digit) per call.
 
 Each maker takes (rng, source, split, **options) and returns a Sample whose `condition` is left
-empty (build_set fills it in). Digits come from the MNIST *test* arrays given as a DigitSource:
+empty (build_set fills it in). `max_side` caps a photo's longer side (the scene is scaled down
+as a whole; canvases ignore it), for quick fixtures. Digits come from the MNIST *test* arrays given as a DigitSource:
 as ink (a RasterMark of the 28x28 picture) or redrawn (the picture's skeleton as pen strokes
 with hand jitter), or from fonts (printed).
 """
@@ -92,8 +93,8 @@ def _photo_sample(lay: Layout, spec: PhotoSpec, rng: np.random.Generator, kind: 
     cov = (np.clip(lay.coverage, 0, 1) * 255 + 0.5).astype(np.uint8)
     ink = InkRecord(cov, photo.homography, (spec.width, spec.height), tuple(lay.hulls))
     label = int(text) if kind == "digit" and text else None
-    return Sample(photo.image, kind, "", label, text, photo.boxes, {"medium": "photo", **params, "photo": asdict(spec)},
-                  photo.data, "jpeg", ink)
+    info = {"medium": "photo", **params, "layout_row_px": lay.row_px, "photo": asdict(spec)}
+    return Sample(photo.image, kind, "", label, text, photo.boxes, info, photo.data, "jpeg", ink)
 
 
 def _row_px(spec: PhotoSpec) -> float:
@@ -101,10 +102,10 @@ def _row_px(spec: PhotoSpec) -> float:
 
 
 def photo_digit(rng: np.random.Generator, src: DigitSource | None, split: str, *, factors: PhotoFactors,
-                how: str = "mixed") -> Sample:
+                how: str = "mixed", max_side: int | None = None) -> Sample:
     """A phone photo of one handwritten MNIST test digit on paper (see PhotoFactors)."""
     assert src is not None
-    spec = factors.sample(rng)
+    spec = factors.sample(rng, max_side)
     pen, thr = pen_for_ink(spec.ink, rng)
     item, info = digit_item(src, rng, how=how, pen=pen, threshold=thr)
     lay = layout([[item]], rng, RowStyle(slant_deg=3), _row_px(spec))
@@ -124,10 +125,10 @@ def _text(lines: list[list[Item]]) -> str:
 
 def photo_number(rng: np.random.Generator, src: DigitSource | None, split: str, *, factors: PhotoFactors,
                  style: RowStyle = DEFAULT_STYLE, length: tuple[int, int] = (2, 6), two_lines: bool = False,
-                 broken: float = 0.0, how: str = "mixed") -> Sample:
+                 broken: float = 0.0, how: str = "mixed", max_side: int | None = None) -> Sample:
     """A phone photo of a handwritten number of `length` digits (optionally two lines, broken digits)."""
     assert src is not None
-    spec = factors.sample(rng)
+    spec = factors.sample(rng, max_side)
     pen, thr = pen_for_ink(spec.ink, rng)
     n = int(rng.integers(length[0], length[1] + 1)) + (1 if two_lines else 0)
     breaks = rng.random(n) < broken
@@ -145,9 +146,10 @@ def photo_number(rng: np.random.Generator, src: DigitSource | None, split: str, 
 
 
 def printed(rng: np.random.Generator, src: DigitSource | None, split: str, *, factors: PhotoFactors,
-            length: tuple[int, int] = (1, 1), families: tuple[str, ...] = tuple(fonts.FAMILIES)) -> Sample:
+            length: tuple[int, int] = (1, 1), families: tuple[str, ...] = tuple(fonts.FAMILIES),
+            max_side: int | None = None) -> Sample:
     """Printed digits (one, or a number of `length`) in one random font, photographed per `factors`."""
-    spec = factors.sample(rng)
+    spec = factors.sample(rng, max_side)
     n = int(rng.integers(length[0], length[1] + 1))
     first, info = font_item(rng, families)
     items = [first] + [_same_font(info["font"], families, rng) for _ in range(n - 1)]
@@ -184,7 +186,7 @@ def _canvas_sample(lines: list[list[Item]], rng: np.random.Generator, kind: str,
 def canvas_digit(rng: np.random.Generator, src: DigitSource | None, split: str, *,
                  size: tuple[int, int] = (PAGE_SIDE, PAGE_SIDE), pen: tuple[float, float] = (0.08, 0.08),
                  fill: tuple[float, float] = (0.4, 0.85), background: str = "black", broken: float = 0.0,
-                 sizes: tuple[int, int] | None = None) -> Sample:
+                 sizes: tuple[int, int] | None = None, max_side: int | None = None) -> Sample:
     """One MNIST test digit drawn with a round pen on a canvas (the web page's by default).
 
     pen: pen width as a share of the canvas height; fill: digit height share; sizes: random square side.
@@ -201,7 +203,7 @@ def canvas_digit(rng: np.random.Generator, src: DigitSource | None, split: str, 
 
 def canvas_number(rng: np.random.Generator, src: DigitSource | None, split: str, *, size: tuple[int, int] = (840, 280),
                   pen: tuple[float, float] = (0.08, 0.08), length: tuple[int, int] = (2, 6),
-                  background: str = "black") -> Sample:
+                  background: str = "black", max_side: int | None = None) -> Sample:
     """A number of `length` digits drawn left to right on a wide canvas (the page's number mode)."""
     assert src is not None
     n = int(rng.integers(length[0], length[1] + 1))
@@ -212,7 +214,8 @@ def canvas_number(rng: np.random.Generator, src: DigitSource | None, split: str,
 
 
 def nondigit(rng: np.random.Generator, src: DigitSource | None, split: str, *, groups: tuple[str, ...],
-             factors: PhotoFactors, media: tuple[float, float, float] = (0.4, 0.4, 0.2)) -> Sample:
+             factors: PhotoFactors, media: tuple[float, float, float] = (0.4, 0.4, 0.2),
+             max_side: int | None = None) -> Sample:
     """A non-digit of one of `groups` from `split`, on paper (photo), the page's canvas or a transparent one.
 
     media: probabilities of (photo, black canvas, transparent canvas); printed glyphs always go on paper.
@@ -222,7 +225,7 @@ def nondigit(rng: np.random.Generator, src: DigitSource | None, split: str, *, g
     params = {"group": group, "what": nd.what, "printed": nd.printed, "font": nd.font, "split": split}
     medium = "photo" if nd.printed else str(rng.choice(["photo", "black", "transparent"], p=list(media)))
     if medium == "photo":
-        spec = factors.sample(rng)
+        spec = factors.sample(rng, max_side)
         pen, thr = pen_for_ink(spec.ink, rng)
         item = Item(nd.mark, None, None, 0.5 if nd.printed else thr, pen)
         lay = layout([[item]], rng, RowStyle(), _row_px(spec))

@@ -3,11 +3,14 @@
 Two disjoint families, chosen by `split`, so a detector trained on one is evaluated on shapes,
 fonts and symbols it has never seen:
 
-| split | fonts (printed and the skeletons of hand-drawn glyphs) | letters | symbols | doodles | scribbles |
-|---|---|---|---|---|---|
-| "train" | DejaVu | A E F H K M d f h k m | # % + * ~ ^ × | star, grid, triangle, house, lightning, cloud, zigzag, sun, hatched_box | random_walk, hatching |
-| "heldout" | Liberation, FreeFont | N P R V W X Y n p r v w x | @ & = ? < > ÷ | smiley, heart, spiral, arrow, circle_cross, flower, wave, eye, fish | coil, tangle, scribble_ball |
-| "ambiguous" | all | O o Q D C c U u I i l L j J T t Z z S s B b G g q a e y | ! $ / \\| ( ) - _ [ ] { } | circle, bar, box, s_curve | (none) |
+- "train": fonts DejaVu (printed glyphs, and the skeletons of hand-drawn ones); letters
+  A E F H K M d f h k m; symbols # % + * ~ ^ ×; doodles star, grid, triangle, house, lightning,
+  cloud, zigzag, sun, hatched_box; scribbles random_walk, hatching.
+- "heldout": fonts Liberation and FreeFont; letters N P R V W X Y n p r v w x; symbols
+  @ & = ? < > ÷; doodles smiley, heart, spiral, arrow, circle_cross, flower, wave, eye, fish;
+  scribbles coil, tangle, scribble_ball.
+- "ambiguous": all fonts; letters O o Q D C c U u I i l L j J T t Z z S s B b G g q a e y;
+  symbols ! $ / | ( ) - _ [ ] { }; doodles circle, bar, box, s_curve; no scribbles.
 
 "ambiguous" holds what legitimately looks like a digit (an O is a 0, an l or a bar a 1, an S a 5, a
 B an 8, a g or q a 9, a b or G a 6, a Z a 2); no default set uses it. Seeds differ too: each split

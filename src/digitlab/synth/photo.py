@@ -116,9 +116,12 @@ class PhotoFactors:
     desks: tuple[str, ...] = tuple(DESKS)
     specks: tuple[int, int] = (0, 4)
 
-    def sample(self, rng: np.random.Generator) -> PhotoSpec:
-        """One PhotoSpec drawn from these factors."""
+    def sample(self, rng: np.random.Generator, max_side: int | None = None) -> PhotoSpec:
+        """One PhotoSpec drawn from these factors; `max_side` caps the longer side (scaling the size only)."""
         width, height = self._size(rng)
+        if max_side is not None and max(width, height) > max_side:
+            k = max_side / max(width, height)
+            width, height = max(1, round(width * k)), max(1, round(height * k))
         paper = str(_pick(rng, self.papers))
         spacing = self.line_spacing or ((0.45, 1.5) if paper == "ruled" else (0.25, 0.6))
         ruled_rgb = _pick(rng, ((150, 182, 225), (165, 175, 190), (130, 170, 215)))
@@ -137,7 +140,8 @@ class PhotoFactors:
             tilt=(float(rng.uniform(-self.tilt, self.tilt)), float(rng.uniform(-self.tilt, self.tilt))),
             blur=str(_pick(rng, self.blurs)), blur_px=_between(rng, self.blur_px),
             motion_angle=float(rng.uniform(0, 180)), noise=_between(rng, self.noise),
-            sharpen=_between(rng, self.sharpen), jpeg_quality=int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)),
+            sharpen=_between(rng, self.sharpen),
+            jpeg_quality=int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)),
             page_edge=bool(rng.random() < self.page_edge), desk=str(_pick(rng, self.desks)),
             specks=int(rng.integers(self.specks[0], self.specks[1] + 1)),
         )
@@ -377,7 +381,10 @@ def _draw_lines(segments: list[tuple[np.ndarray, np.ndarray]], h: np.ndarray, si
     return cov * min(1.0, width_px) if width_px < 1 else cov
 
 
-def rule_lines(layout: Layout, spec: PhotoSpec, h: np.ndarray, rng: np.random.Generator) -> list[tuple[np.ndarray, tuple[int, int, int], float]]:
+RuledLines = list[tuple[np.ndarray, tuple[int, int, int], float]]
+
+
+def rule_lines(layout: Layout, spec: PhotoSpec, h: np.ndarray, rng: np.random.Generator) -> RuledLines:
     """The printed lines of ruled or squared paper: [(coverage (h, w), rgb, opacity)]; [] for plain."""
     if spec.paper == "plain":
         return []
@@ -440,7 +447,8 @@ def desk(spec: PhotoSpec, page: np.ndarray, rng: np.random.Generator) -> np.ndar
     if spec.desk == "wood":
         a = rng.uniform(0, np.pi)
         s = u * np.cos(a) + v * np.sin(a)
-        grain = 0.12 * np.sin(s / rng.uniform(2, 5) + 3 * _smooth_noise(rng, (lw, lh), 10)) + 0.05 * _smooth_noise(rng, (lw, lh), 1)
+        rings = np.sin(s / rng.uniform(2, 5) + 3 * _smooth_noise(rng, (lw, lh), 10))
+        grain = 0.12 * rings + 0.05 * _smooth_noise(rng, (lw, lh), 1)
     else:
         grain = 0.03 * _smooth_noise(rng, (lw, lh), 1) + 0.04 * _smooth_noise(rng, (lw, lh), 20)
     low_page = cv2.resize(page, (lw, lh), interpolation=cv2.INTER_AREA)
@@ -502,7 +510,8 @@ def camera(img: np.ndarray, spec: PhotoSpec, rng: np.random.Generator) -> np.nda
     sigma = cv2.sqrt(np.maximum(img[:, :, 1], np.float32(0.02)))
     lum *= sigma
     lum *= np.float32(spec.noise / 255 * np.sqrt(2))
-    chroma = _up(rng.standard_normal((half[1], half[0], 2), dtype=np.float32), size) * np.float32(0.3 * spec.noise / 255)
+    chroma = _up(rng.standard_normal((half[1], half[0], 2), dtype=np.float32), size)
+    chroma *= np.float32(0.3 * spec.noise / 255)
     img += lum[:, :, None]
     img[:, :, 0] += chroma[:, :, 0]
     img[:, :, 2] += chroma[:, :, 1]

@@ -255,7 +255,8 @@ def box(rng: np.random.Generator) -> Polylines:
 
 def s_curve(rng: np.random.Generator) -> Polylines:
     """An S-shaped curve: reads as a 5 (or 2 mirrored)."""
-    return [np.vstack([_arc(0, -0.5, 0.5, 0.5, -0.1 * np.pi, -1.5 * np.pi, 40), _arc(0, 0.5, 0.5, 0.5, -0.5 * np.pi, 0.6 * np.pi, 40)])]
+    top = _arc(0, -0.5, 0.5, 0.5, -0.1 * np.pi, -1.5 * np.pi, 40)
+    return [np.vstack([top, _arc(0, 0.5, 0.5, 0.5, -0.5 * np.pi, 0.6 * np.pi, 40)])]
 
 
 DOODLES: dict[str, Generator] = {

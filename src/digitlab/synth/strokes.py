@@ -96,6 +96,37 @@ def thin(mask: np.ndarray) -> np.ndarray:
             return p[1:-1, 1:-1].astype(bool)
 
 
+def _neighbours(skeleton: np.ndarray) -> np.ndarray:
+    """How many of each pixel's 8 neighbours are on in a bool (h, w) mask: int16 (h, w)."""
+    s = np.pad(skeleton, 1).astype(np.int16)
+    h, w = skeleton.shape
+    out = np.zeros((h, w), np.int16)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                out += s[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+    return out
+
+
+def prune(skeleton: np.ndarray, length: int) -> np.ndarray:
+    """A bool (h, w) skeleton without its spurs: side branches of at most `length` pixels.
+
+    The classic pruning: peel the end pixels `length` times, regrow the surviving ends along the
+    original skeleton as far; pieces peeled away entirely (short strokes, dots) are kept whole.
+    """
+    x1 = skeleton.copy()
+    for _ in range(length):
+        x1 &= ~(x1 & (_neighbours(x1) == 1))
+    grown = x1 & (_neighbours(x1) == 1)
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(length):
+        grown = (cv2.dilate(grown.astype(np.uint8), kernel) > 0) & skeleton
+    out = x1 | grown
+    n, labels = cv2.connectedComponents(skeleton.astype(np.uint8), connectivity=8)
+    lost = np.setdiff1d(np.arange(1, n), np.unique(labels[out]))
+    return out | np.isin(labels, lost)
+
+
 def skeleton_segments(skeleton: np.ndarray) -> np.ndarray:
     """Segments float32 (S, 2, 2) of (x, y) pixel centres joining 8-neighbours of a bool (h, w) skeleton.
 
@@ -145,6 +176,36 @@ def smooth_segments(segments: np.ndarray, iterations: int = 6) -> np.ndarray:
     return p[inverse].reshape(-1, 2, 2)
 
 
+def _extend_ends(segments: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Segments (S, 2, 2) plus one segment at each stroke end, reaching half a stroke width short of its tip.
+
+    Thinning eats about a stroke width at each end; each end is pushed out along its direction up to
+    where the ink of `mask` ends, less the half width there (a round pen restores that part).
+    """
+    pts, inverse = np.unique(segments.reshape(-1, 2), axis=0, return_inverse=True)
+    edges = inverse.reshape(-1, 2)
+    degree = np.bincount(edges[edges[:, 0] != edges[:, 1]].ravel(), minlength=len(pts))
+    ends = pts[degree == 1]
+    if len(ends) == 0:
+        return segments
+    near = np.linalg.norm(ends[:, None] - pts[None], axis=2) < 4.0
+    mean = (near[:, :, None] * pts[None]).sum(1) / near.sum(1, keepdims=True)
+    direction = ends - mean
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-6)
+    steps = np.arange(0, 40, 0.5)
+    ray = ends[:, None] + direction[:, None] * steps[None, :, None]  # (E, T, 2)
+    ij = np.round(ray).astype(int)
+    inside = (ij[..., 0] >= 0) & (ij[..., 1] >= 0) & (ij[..., 0] < mask.shape[1]) & (ij[..., 1] < mask.shape[0])
+    ij = np.clip(ij, 0, [mask.shape[1] - 1, mask.shape[0] - 1])
+    inside &= mask[ij[..., 1], ij[..., 0]] > 0
+    exit_t = steps[np.argmin(np.cumprod(inside, axis=1), axis=1)]  # first step outside the ink
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    e = np.clip(np.round(ends).astype(int), 0, [mask.shape[1] - 1, mask.shape[0] - 1])
+    half = dist[e[:, 1], e[:, 0]]
+    tips = ends + direction * np.maximum(exit_t - half, 0)[:, None]
+    return np.concatenate([segments, np.stack([ends, tips], 1).astype(np.float32)])
+
+
 def stroke_mark(image: np.ndarray, *, upsample: int = 2) -> StrokeMark:
     """A StrokeMark from the skeleton of a uint8 (h, w) bright-on-black picture (digit or glyph).
 
@@ -163,7 +224,10 @@ def stroke_mark(image: np.ndarray, *, upsample: int = 2) -> StrokeMark:
         if cv2.connectedComponents(mask)[0] - 1 <= 2:
             break
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
-    segs = smooth_segments(skeleton_segments(thin(mask > 0)))
+    skeleton = thin(mask > 0)
+    width = 2 * float(np.median(cv2.distanceTransform(mask, cv2.DIST_L2, 5)[skeleton])) if skeleton.any() else 2.0
+    skeleton = prune(skeleton, max(2, int(round(width))))
+    segs = _extend_ends(smooth_segments(skeleton_segments(skeleton)), mask)
     # pixel index -> continuous coordinate (centre at +0.5) -> crop pixels -> unit box of the ink
     unit = ((segs + 0.5) / upsample - 2.0) / (y1 - y0)
     return StrokeMark(unit.astype(np.float32), aspect=(x1 - x0) / (y1 - y0))
@@ -196,7 +260,8 @@ def hand_jitter(points: np.ndarray, rng: np.random.Generator, amount: float = 1.
     for axis in (0, 1):
         for _ in range(3):
             k = rng.normal(0, 1, 2) * 2 * np.pi * rng.uniform(0.4, 1.3)
-            q[..., axis] += (0.012 * amount * np.sin(q @ k.astype(np.float32) + rng.uniform(0, 2 * np.pi))).astype(np.float32)
+            wave = 0.012 * amount * np.sin(q @ k.astype(np.float32) + rng.uniform(0, 2 * np.pi))
+            q[..., axis] += wave.astype(np.float32)
     return q + centre
 
 
@@ -220,15 +285,15 @@ def render_mark(
     """
     h, w = shape
     if isinstance(mark, StrokeMark):
-        pts = mark.segments.reshape(-1, 2) @ matrix[:, :2].T + matrix[:, 2] - 0.5  # continuous -> index
+        # OpenCV's anti-aliased thick lines come in coarse widths (+2.7 px, 3 and 4 alike): draw k times
+        # finer without anti-aliasing and average down, which gives the pen's width to a quarter pixel.
+        k = 4 if h * w <= 400_000 else 2
+        pts = (mark.segments.reshape(-1, 2) @ matrix[:, :2].T + matrix[:, 2]) * k - 0.5  # continuous -> index
         fixed = np.round(pts * (1 << _SHIFT)).astype(np.int32).reshape(-1, 2, 2)
-        canvas = np.zeros((h, w), np.uint8)
-        thickness = max(1, round(pen_px))
-        cv2.polylines(canvas, list(fixed), False, 255, thickness, cv2.LINE_AA, _SHIFT)
-        cov = canvas.astype(np.float32) / 255.0
-        if pen_px < 1:  # a pen thinner than a pixel: lighter, not narrower
-            cov *= pen_px
-        return cov
+        fine = np.zeros((h * k, w * k), np.uint8)
+        thickness = max(1, round(pen_px * k) - 1)
+        cv2.polylines(fine, list(fixed), False, 255, thickness, cv2.LINE_8, _SHIFT)
+        return cv2.resize(fine, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     # Continuous coordinates (pixel i spans [i, i+1]) throughout: source -> unit is x / ppu - pad
     # (the crop's 2-px pad); warpAffine works on pixel indices, so conjugate by the half-pixel shift.
     pad = 2.0 / mark.source_px
