@@ -107,7 +107,8 @@ def test_plot_run_uses_a_given_report_and_ignores_a_partial_one(softmax_run, mni
     full = evaluate_model(ckpt.model, mnist.x_test, mnist.y_test, ckpt.meta["class_names"])
     seen = []
     real = plots.confusion_matrix_figure
-    monkeypatch.setattr(plots, "confusion_matrix_figure", lambda cm, names, **kw: seen.append(cm) or real(cm, names, **kw))
+    monkeypatch.setattr(plots, "confusion_matrix_figure",
+                        lambda cm, names, **kw: seen.append(cm) or real(cm, names, **kw))
     fake = dict(full, confusion_matrix=(np.eye(10, dtype=int) * 1000).tolist())  # recognisably not recomputed
     plot_run(softmax_run, mnist, report=fake, checkpoint=ckpt)
     partial = evaluate_model(ckpt.model, mnist.x_test[:100], mnist.y_test[:100], ckpt.meta["class_names"])

@@ -62,12 +62,14 @@ def test_evaluate_model_matches_direct_computation(data):
     p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=range(10), zero_division=0)
     for i, name in enumerate(CLASSES):
         row = report["per_class"][name]
-        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx((p[i], r[i], f[i], s[i]), abs=1e-5)
+        got = (row["precision"], row["recall"], row["f1"], row["support"])
+        assert got == pytest.approx((p[i], r[i], f[i], s[i]), abs=1e-5)
     assert report["macro"]["f1"] == pytest.approx(
         skm.f1_score(y, pred, labels=range(10), average="macro", zero_division=0), abs=1e-5
     )
     for k in (1, 3, 5):
-        assert report["top_k_accuracy"][str(k)] == pytest.approx(skm.top_k_accuracy_score(y, logits, k=k, labels=range(10)))
+        want = skm.top_k_accuracy_score(y, logits, k=k, labels=range(10))
+        assert report["top_k_accuracy"][str(k)] == pytest.approx(want)
 
     wrong = report["misclassified"]
     assert sorted(m["sample_index"] for m in wrong) == np.flatnonzero(pred != y).tolist()

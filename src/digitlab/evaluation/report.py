@@ -19,7 +19,7 @@ from digitlab.evaluation.metrics import (
     top_k_accuracy,
 )
 from digitlab.inference.runner import predict_logits
-from digitlab.layout import MODEL_JSON, REPORT
+from digitlab.layout import REPORT
 
 if TYPE_CHECKING:  # torch is imported lazily: `digitlab --help` should not pay for it
     import torch
@@ -32,26 +32,6 @@ REPORT_NAME = REPORT
 
 class DatasetMismatchWarning(UserWarning):
     """A model is evaluated on a dataset other than the one named in its model.json."""
-
-
-def run_dataset(
-    meta: dict[str, Any],
-    dataset: str | None = None,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    run_dir: str | os.PathLike[str] | None = None,
-) -> Any:
-    """The `digitlab.data` Dataset a checkpoint is evaluated on: `dataset`, else the one in its model.json.
-
-    `run_dir` only names the checkpoint in the error raised when neither gives a dataset.
-    """
-    from digitlab.data import load
-
-    name = dataset or meta.get("dataset")
-    if not name:
-        where = Path(run_dir) / MODEL_JSON if run_dir is not None else "the checkpoint's model.json"
-        raise DigitlabError(f"{where} names no dataset to evaluate on; pass one (e.g. --dataset mnist)")
-    return load(name, data_dir=data_dir)
 
 
 def dataset_mismatch(meta: Mapping[str, Any], dataset_name: str | None, *, run_dir: Any = None) -> str | None:
@@ -77,12 +57,12 @@ def resolve_run(
     Warns once (DatasetMismatchWarning) when the dataset is not the model's own; DigitlabError
     when the class counts differ.
     """
-    from digitlab.checkpoints import Checkpoint, load_checkpoint
+    from digitlab.checkpoints import Checkpoint, dataset_of, load_checkpoint
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if dataset is None or isinstance(dataset, (str, os.PathLike)):
-        ds: Dataset = run_dataset(ckpt.meta, None if dataset is None else os.fspath(dataset),
-                                  data_dir=data_dir, run_dir=ckpt.run_dir)
+        ds: Dataset = dataset_of(ckpt.meta, None if dataset is None else os.fspath(dataset),
+                                 data_dir=data_dir, run_dir=ckpt.run_dir)
     else:
         ds = dataset
     names = [str(n) for n in ckpt.meta.get("class_names") or ds.class_names]
