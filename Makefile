@@ -5,7 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
-APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver
+# Fashion-MNIST's system files, a real browser, and the fonts the realistic image sets render.
+APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu fonts-liberation fonts-freefont-ttf
 
 .PHONY: demo test test-slow test-ci-slow install system-deps bench lint default-model clean
 
@@ -19,8 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Debian packages the tests use: Fashion-MNIST's system files and a real browser.
-# Installed when missing and we are root; otherwise the tests that need them skip.
+# Debian packages the tests use, installed when missing and we are root.
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
