@@ -2,7 +2,9 @@
 
 Endpoints (`serving.routes`): `POST /api/predict`, `POST /api/read`, `GET /api/model`,
 `GET /healthz`, `GET /` (the page), `GET /openapi.json` and `GET /docs` (an offline page
-rendering the OpenAPI schema). This module loads the models and assembles the app.
+rendering the OpenAPI schema). This module loads the models and assembles the app and its
+guards, outermost first: security headers (`security`), the last-resort error net
+(`errors`), the rate limit, the token, the deadline (`limits`) and the body-size limit.
 """
 from __future__ import annotations
 
@@ -22,9 +24,11 @@ from digitlab.errors import DigitlabError
 from digitlab.inference import MAX_IMAGE_PIXELS, Predictor
 from digitlab.layout import RunFiles
 from digitlab.serving.batching import MicroBatcher
-from digitlab.serving.errors import APIError, error_response, install_error_handlers
+from digitlab.serving.errors import APIError, LastResortMiddleware, error_response, install_error_handlers
+from digitlab.serving.limits import DEFAULT_DEADLINE_S, DeadlineMiddleware, DecodePool, RateLimiter, RateLimitMiddleware
 from digitlab.serving.routes import STATIC_DIR, ServedModel, Service, router
 from digitlab.serving.schemas import ModelInfo
+from digitlab.serving.security import SecurityHeadersMiddleware, TokenAuthMiddleware, check_token
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a phone photo fits; anything bigger is refused unread
 DEFAULT_TOP_K = 3
@@ -68,7 +72,8 @@ class BodyLimitMiddleware:
     def _too_large(self) -> APIError:
         limit_mb = self.max_body_bytes / (1024 * 1024)
         return APIError(413, "body_too_large", f"the request body is over the {limit_mb:g} MiB limit; "
-                        "send a smaller image (a 28x28 digit needs only a few kB)")
+                        "send a smaller image (a 28x28 digit needs only a few kB)",
+                        headers={"Connection": "close"})  # the rest of the body is never read
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,7 +86,7 @@ class BodyLimitMiddleware:
                     return
                 if int(value) > self.max_body_bytes:
                     exc = self._too_large()
-                    await error_response(exc.status, exc.code, exc.message)(scope, receive, send)
+                    await error_response(exc.status, exc.code, exc.message, exc.headers)(scope, receive, send)
                     return
         received = 0
 
@@ -97,6 +102,19 @@ class BodyLimitMiddleware:
         await self.app(scope, counting_receive, send)
 
 
+def _check_limits(max_body_bytes: int, max_image_pixels: int, default_top_k: int, max_batch: int,
+                  max_decodes: int, decode_queue: int, deadline_s: float) -> None:
+    """DigitlabError naming the first `create_app` limit that is not a positive number."""
+    for name, value in (("max_body_bytes", max_body_bytes), ("max_image_pixels", max_image_pixels),
+                        ("default_top_k", default_top_k), ("max_batch", max_batch), ("max_decodes", max_decodes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise DigitlabError(f"create_app: {name}={value!r} must be a whole number >= 1")
+    if isinstance(decode_queue, bool) or not isinstance(decode_queue, int) or decode_queue < 0:
+        raise DigitlabError(f"create_app: decode_queue={decode_queue!r} must be a whole number >= 0")
+    if not 0 < deadline_s < float("inf"):
+        raise DigitlabError(f"create_app: deadline_s={deadline_s!r} must be a positive number of seconds")
+
+
 def create_app(
     models: Mapping[str, str | os.PathLike[str] | Predictor],
     *,
@@ -106,37 +124,66 @@ def create_app(
     max_batch: int = 64,
     backend: str = "auto",
     num_threads: int | None = None,
+    token: str | None = None,
+    rate_limit: float | None = None,
+    max_decodes: int | None = None,
+    decode_queue: int | None = None,
+    deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> FastAPI:
     """The recognition service for `models` (name -> run dir / model file path, or a loaded Predictor).
 
     The first model is the default; a request picks another with `model`. `max_body_bytes` caps
     request bodies, `max_image_pixels` the declared size of an uploaded image, `max_batch` how many
     waiting requests share one forward pass; `backend` and `num_threads` go to `Predictor.load`
-    for models given as paths. Raises DigitlabError if a model cannot be loaded.
+    for models given as paths. Guards (docs/security.md): `token` requires
+    `Authorization: Bearer <token>` on /api/*; `rate_limit` allows each client that many /api/
+    requests per second (bursts of max(1, rate_limit)); at most `max_decodes` image decodes run at
+    once (default: the CPU count) with `decode_queue` more waiting (default: as many), the rest
+    503; an /api/ request still running after `deadline_s` seconds is answered 504.
+    Raises DigitlabError if a model cannot be loaded or a limit is not positive.
     """
+    max_decodes = max_decodes if max_decodes is not None else (os.cpu_count() or 1)
+    decode_queue = decode_queue if decode_queue is not None else max_decodes
+    _check_limits(max_body_bytes, max_image_pixels, default_top_k, max_batch, max_decodes, decode_queue, deadline_s)
+    limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+    if token is not None:
+        check_token(token)
     if not models:
         raise DigitlabError("no model to serve: give a run directory or --model NAME=PATH")
     served = {name: _serve_one(name, source, backend=backend, num_threads=num_threads, max_batch=max_batch)
               for name, source in models.items()}
+    decodes = DecodePool(max_decodes, decode_queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         for model in served.values():
             await model.batcher.aclose()
+        decodes.close()
 
     app = FastAPI(
         title="digitlab recognition service",
         version=__version__,
         description="Classify 28x28 digit / clothing images and read whole numbers with the served models. "
-                    "Errors answer {\"error\": {\"code\", \"message\"}}.",
+                    "Errors answer {\"error\": {\"code\", \"message\"}}. With a token, /api/* needs "
+                    "Authorization: Bearer <token>.",
         docs_url=None,  # FastAPI's Swagger UI loads from a CDN; /docs is an offline page instead
         redoc_url=None,
+        openapi_url=None,  # served by routes.openapi, which answers HEAD too
         lifespan=lifespan,
     )
-    app.state.service = Service(served, max_image_pixels=max_image_pixels, default_top_k=default_top_k)
+    app.state.service = Service(served, max_image_pixels=max_image_pixels, default_top_k=default_top_k,
+                                decodes=decodes)
     install_error_handlers(app)
+    # add_middleware puts each one outside the previous: this is innermost first.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(DeadlineMiddleware, deadline_s=deadline_s)
+    if token is not None:
+        app.add_middleware(TokenAuthMiddleware, token=token)
+    if limiter is not None:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)  # outside the token: guesses are limited too
+    app.add_middleware(LastResortMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     return app

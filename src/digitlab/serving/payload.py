@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.errors import BlankImageError, DigitlabError, ImageTooLargeError
+from digitlab.errors import BlankImageError, DigitlabError, ImageTooLargeError, UnsupportedImageError
 from digitlab.layout import IMAGE_PIXELS, SIDE
 from digitlab.serving.errors import APIError
 from digitlab.serving.schemas import ImageRequest
+
 
 @dataclass(frozen=True)
 class Payload:
@@ -39,7 +40,10 @@ _FIELDS = list(ImageRequest.model_fields)
 
 
 def parse_json(body: bytes, *, allow_pixels: bool = True) -> Payload:
-    """A JSON body -> Payload, checked against `schemas.ImageRequest`; raises APIError (400/422) naming what was wrong."""
+    """A JSON body -> Payload, checked against `schemas.ImageRequest`.
+
+    Raises APIError (400/422) naming what was wrong; nothing else, whatever the bytes.
+    """
     try:
         obj = json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -53,7 +57,8 @@ def parse_json(body: bytes, *, allow_pixels: bool = True) -> Payload:
         raise APIError(422, "unknown_field", f"unknown field(s) {unknown}; accepted fields: {fields}")
     model, threshold = obj.get("model"), obj.get("reject_threshold")
     if model is not None and not isinstance(model, str):
-        raise APIError(422, "invalid_parameter", "\"model\" must be a string naming a served model (see GET /api/model)")
+        raise APIError(422, "invalid_parameter",
+                       "\"model\" must be a string naming a served model (see GET /api/model)")
     top_k = parse_top_k(obj.get("top_k"))
     if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
         raise APIError(422, "invalid_parameter", "\"reject_threshold\" must be a number")
@@ -103,7 +108,8 @@ def decode_base64(value: Any) -> bytes:
 def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
     """784 numbers or 28 rows of 28 -> uint8 (28, 28); integers 0..255 or floats 0..1."""
     if isinstance(scale, bool) or scale not in (None, 1, 255):
-        raise APIError(422, "invalid_parameter", f"\"scale\" must be 255 (values 0..255) or 1 (values 0..1), got {scale!r}")
+        raise APIError(422, "invalid_parameter",
+                       f"\"scale\" must be 255 (values 0..255) or 1 (values 0..1), got {scale!r}")
     try:
         arr = np.asarray(value)
     except (ValueError, OverflowError, RecursionError):
@@ -134,7 +140,10 @@ def parse_pixels(value: Any, scale: Any = None) -> np.ndarray:
 
 
 def api_error(exc: DigitlabError) -> APIError:
-    """The 422 APIError for a picture the library refused (not an image, too large, blank)."""
+    """The APIError for a picture the library refused: 415 for a format outside the allowlist (refused
+    before decoding), else 422 (not an image, too large, blank)."""
+    if isinstance(exc, UnsupportedImageError):
+        return APIError(415, "unsupported_image_format", str(exc))
     if isinstance(exc, ImageTooLargeError):
         code = "image_too_large"
     elif isinstance(exc, BlankImageError):

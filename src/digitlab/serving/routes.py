@@ -2,7 +2,9 @@
 
 Each endpoint reads the request into a `payload.Payload`, picks the served model, lets the
 library do the work (`Predictor.prepare`, `Predictor.prediction`, `Predictor.read`) and answers
-with a `schemas` type. The served models live on `app.state.service` (a `Service`).
+with a `schemas` type. The served models live on `app.state.service` (a `Service`). Image
+decoding, preprocessing and large JSON bodies run in the service's `limits.DecodePool` (bounded,
+503 when full); JSON pixels skip it. Every GET route answers HEAD too.
 """
 from __future__ import annotations
 
@@ -15,21 +17,29 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitlab.errors import DigitlabError
 from digitlab.inference import Predictor
 from digitlab.serving.batching import MicroBatcher
 from digitlab.serving.errors import APIError
+from digitlab.serving.limits import DecodePool
 from digitlab.serving.payload import Payload, api_error, parse_json, parse_top_k
-from digitlab.serving.schemas import (Health, ModelInfo, ModelList, PredictResponse, ReadResponse, error_responses,
-                                      request_body)
+from digitlab.serving.schemas import (
+    Health,
+    ModelInfo,
+    ModelList,
+    PredictResponse,
+    ReadResponse,
+    error_responses,
+    request_body,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
-BIG_JSON = 65536  # bodies larger than this (base64 images) are parsed in the thread pool
+BIG_JSON = 65536  # bodies larger than this (base64 images) are parsed in the decode pool
+IMAGE_ERRORS = error_responses(400, 401, 404, 413, 415, 422, 429, 503, 504)  # what an image endpoint may answer
 
 
 @dataclass
@@ -49,6 +59,7 @@ class Service:
     models: dict[str, ServedModel]
     max_image_pixels: int
     default_top_k: int
+    decodes: DecodePool  # where heavy decoding runs, bounded
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,7 +69,8 @@ class Service:
     def choose(self, name: str | None) -> ServedModel:
         chosen = self.models.get(name or self.default)
         if chosen is None:
-            raise APIError(404, "unknown_model", f"no model named {name!r} is served; choose one of {list(self.models)}")
+            raise APIError(404, "unknown_model",
+                           f"no model named {name!r} is served; choose one of {list(self.models)}")
         return chosen
 
 
@@ -78,7 +90,9 @@ def _png_data_url(x: np.ndarray) -> str:
 
 
 async def read_payload(request: Request, *, allow_pixels: bool = True) -> Payload:
-    """The request body -> Payload: multipart upload, JSON (image or pixels) or a raw image/* body."""
+    """The request body -> Payload: multipart upload, JSON (image or pixels) or a raw image/* body.
+
+    JSON bodies over BIG_JSON bytes (base64 images) are parsed in the decode pool."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         try:
@@ -97,7 +111,7 @@ async def read_payload(request: Request, *, allow_pixels: bool = True) -> Payloa
     if content_type == "application/json" or content_type.endswith("+json"):
         if len(body) < BIG_JSON:
             return parse_json(body, allow_pixels=allow_pixels)
-        return await run_in_threadpool(lambda: parse_json(body, allow_pixels=allow_pixels))
+        return await _service(request).decodes.run(parse_json, body, allow_pixels=allow_pixels)
     if content_type.startswith("image/"):
         return Payload("upload", image_bytes=body)
     raise APIError(415, "unsupported_media_type",
@@ -115,7 +129,7 @@ def _prepare(predictor: Predictor, data: bytes, max_pixels: int) -> np.ndarray:
 
 
 @router.post("/api/predict", summary="Classify one image", response_model=PredictResponse,
-             openapi_extra=request_body(pixels=True), responses=error_responses(400, 404, 413, 415, 422))
+             openapi_extra=request_body(pixels=True), responses=IMAGE_ERRORS)
 async def predict(
     request: Request,
     model: str | None = Query(None, description="served model to use (default: the first; see /api/model)"),
@@ -130,7 +144,7 @@ async def predict(
         x = payload.pixels  # already MNIST format: no preprocessing
     else:
         assert payload.image_bytes is not None
-        x = await run_in_threadpool(_prepare, chosen.predictor, payload.image_bytes, service.max_image_pixels)
+        x = await service.decodes.run(_prepare, chosen.predictor, payload.image_bytes, service.max_image_pixels)
     logits = await chosen.batcher.predict(x)  # (C,), batched with concurrent requests
     prediction = chosen.predictor.prediction(logits, top_k=k)
     body = PredictResponse(**prediction.model_dump(), image=_png_data_url(x),
@@ -139,7 +153,7 @@ async def predict(
 
 
 @router.post("/api/read", summary="Read every digit in an image (a whole number)", response_model=ReadResponse,
-             openapi_extra=request_body(pixels=False), responses=error_responses(400, 404, 413, 415, 422))
+             openapi_extra=request_body(pixels=False), responses=IMAGE_ERRORS)
 async def read(
     request: Request,
     model: str | None = Query(None, description="served model to use (default: the first; see /api/model)"),
@@ -157,13 +171,13 @@ async def read(
         except DigitlabError as exc:
             raise api_error(exc) from None
 
-    reading = await run_in_threadpool(work)
+    reading = await service.decodes.run(work)
     body = ReadResponse(**reading.model_dump(), elapsed_ms=round((time.perf_counter() - start) * 1000.0, 3))
     return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.head("/api/model", include_in_schema=False)
-@router.get("/api/model", response_model=ModelList,
+@router.get("/api/model", response_model=ModelList, responses=error_responses(401, 429),
             summary="Every served model: metadata, class names, test metrics from report.json")
 async def model_info(request: Request) -> Response:
     service = _service(request)
@@ -185,3 +199,8 @@ async def page() -> FileResponse:
 @router.api_route("/docs", methods=["GET", "HEAD"], include_in_schema=False)
 async def docs() -> FileResponse:
     return FileResponse(STATIC_DIR / "docs.html")
+
+
+@router.api_route("/openapi.json", methods=["GET", "HEAD"], include_in_schema=False)
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())

@@ -85,7 +85,7 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error answers this shape, with a 4xx (or 503) status."""
+    """Every error answers this shape: 4xx for a request the client can fix, 503/504 under load."""
 
     error: ErrorDetail
 
@@ -98,8 +98,10 @@ ERROR_CODES: dict[int, str] = {
     415: "unsupported_media_type, unsupported_image_format",
     422: "invalid_image, image_too_large, invalid_shape, invalid_pixels, pixels_out_of_range, invalid_base64, "
          "missing_input, unknown_field, invalid_parameter",
-    429: "rate_limited",
-    503: "busy",
+    429: "rate_limited (see Retry-After)",
+    500: "internal_error (a bug: never for bad input)",
+    503: "busy (see Retry-After), shutting_down",
+    504: "deadline_exceeded",
 }
 
 
