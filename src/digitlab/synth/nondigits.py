@@ -80,7 +80,8 @@ def make_nondigit(group: str, split: str, rng: np.random.Generator, *, printed: 
     """A random non-digit of `group` from the `split` family; `printed` forces glyph ink (True) or strokes.
 
     letters/symbols: a glyph of a random font of the split, as printed ink or redrawn by hand
-    (its skeleton with jitter); doodles/scribbles: the split's generators, always hand-drawn.
+    (the skeleton of a sans or mono font's glyph, with jitter); doodles/scribbles: the split's
+    generators, always hand-drawn.
     """
     fam = family(split)
     if group in ("letters", "symbols"):
@@ -92,8 +93,10 @@ def make_nondigit(group: str, split: str, rng: np.random.Generator, *, printed: 
         picture = fonts.glyph(str(path), char)
         if is_printed:
             return NonDigit(raster_mark(picture, upscale=1, smooth=0.7), group, char, True, path.stem)
+        sans = [p for p in paths if "Serif" not in p.stem] or paths  # serifs drawn by hand look odd
+        path = sans[int(rng.integers(len(sans)))]
         small = fonts.glyph(str(path), char, size=48)
-        mark = stroke_mark(small, upsample=2)
+        mark = stroke_mark(small, upsample=2, join_pieces=False)
         return NonDigit(jittered(mark, rng), group, char, False, path.stem)
     kinds = {"doodles": fam.doodles, "scribbles": fam.scribbles}.get(group)
     if kinds is None:

@@ -304,17 +304,19 @@ def shadow_mask(spec: PhotoSpec, rng: np.random.Generator) -> np.ndarray:
     boundary = edge0 + along * t[:, None] - normal * bumps[:, None]
     far = boundary[::-1] + normal * 3 * max(w, h)
     poly = np.vstack([boundary, far])
+    lw, lh = _low_size((w, h), 128)
+    depth_field = _up(1 - 0.25 * np.abs(_smooth_noise(rng, (lw, lh), 20)), (w, h))  # shade deepens unevenly
     if spec.shadow == "soft":
         lw, lh = _low_size((w, h), 256)
         k = lw / w
         low = np.zeros((lh, lw), np.uint8)
         cv2.fillPoly(low, [np.round(poly * k * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
         sigma = rng.uniform(0.03, 0.1) * short * k
-        return _up(cv2.GaussianBlur(low.astype(np.float32) / 255, (0, 0), sigma), (w, h))
+        return _up(cv2.GaussianBlur(low.astype(np.float32) / 255, (0, 0), sigma), (w, h)) * depth_field
     mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
     sigma = rng.uniform(0.6, 2.0) * max(w, h) / 1000
-    return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), sigma)
+    return cv2.GaussianBlur(mask.astype(np.float32) / 255, (0, 0), sigma) * depth_field
 
 
 # ---- paper, lines, desk -----------------------------------------------------------------------

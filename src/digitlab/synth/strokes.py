@@ -206,11 +206,12 @@ def _extend_ends(segments: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.concatenate([segments, np.stack([ends, tips], 1).astype(np.float32)])
 
 
-def stroke_mark(image: np.ndarray, *, upsample: int = 2) -> StrokeMark:
+def stroke_mark(image: np.ndarray, *, upsample: int = 2, join_pieces: bool = True) -> StrokeMark:
     """A StrokeMark from the skeleton of a uint8 (h, w) bright-on-black picture (digit or glyph).
 
     The picture is cropped to its ink, upsampled `upsample` times, thresholded and thinned; the
-    segments are in unit-box coordinates (ink height 1).
+    segments are in unit-box coordinates (ink height 1). join_pieces: a faint digit that falls apart
+    into more than two pieces is grown until they join (for MNIST; glyphs such as ÷ keep their dots).
     """
     box = ink_bbox(image, 20)
     if box is None:
@@ -220,7 +221,7 @@ def stroke_mark(image: np.ndarray, *, upsample: int = 2) -> StrokeMark:
     up = cv2.resize(crop, None, fx=upsample, fy=upsample, interpolation=cv2.INTER_LINEAR)
     level = max(40.0, 0.35 * float(up.max()))  # faint MNIST strokes must not fall apart
     mask = cv2.morphologyEx((up > level).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    for _ in range(3):  # a digit drawn in dots and dashes: grow it until its pieces join (at most 2 left)
+    for _ in range(3 if join_pieces else 0):  # a digit in dots and dashes: grow it until its pieces join
         if cv2.connectedComponents(mask)[0] - 1 <= 2:
             break
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
