@@ -29,7 +29,7 @@ BROAD = PhotoFactors(
     lights=LIGHTS, light_strength=(0.02, 0.45), shadows=("none", "none", "soft", "hard"),
     inks=("black", "blue", "blue", "pencil", "marker"), rotation=10.0, tilt=0.15,
     blurs=("none", "defocus", "defocus", "motion"), blur_px=(0.3, 2.0), noise=(1.0, 8.0), sharpen=(0.0, 0.8),
-    jpeg_quality=(55, 95), page_edge=0.3, specks=(0, 12),
+    jpeg_quality=(55, 95), page_edge=0.3, specks=(0, 12), white_balance=0.1,
 )
 FLAT = PhotoFactors(  # a scan or a screenshot: flat white, no camera
     long_side=(64, 600), aspects=(1.0, 4 / 3, 3 / 4), fraction=(0.4, 0.85), texture=(0.0, 0.1), lights=("flat",),
@@ -111,6 +111,8 @@ _LIST: list[Condition] = [
     _photo("photo_pencil", "pencil: grey, light, grainy", inks=("pencil",)),
     _photo("photo_marker", "thick marker (black, blue, red or green)", inks=("marker",)),
     _photo("photo_tinted", "cream, grey or recycled (flecked) paper", tints=("cream", "grey", "recycled")),
+    _photo("photo_colour_cast", "indoor light: a warm or cool colour cast (white balance off by up to 15%)",
+           white_balance=0.15),
     _photo("photo_jpeg_low", "strong JPEG compression (quality 30-60)", jpeg_quality=(30, 60)),
     _photo("photo_blur", "defocus or motion blur (1-2.5 px per 1000 px)", blurs=("defocus", "motion"),
            blur_px=(1.0, 2.5)),
