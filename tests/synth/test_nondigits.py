@@ -11,6 +11,9 @@ from digitlab.synth.nondigits import make_nondigit
 DIGIT_LIKE = set("0123456789OoIlSsZzBbgq")
 
 
+pytestmark = pytest.mark.usefixtures("fonts_installed")  # glyphs of Debian's fonts
+
+
 def test_train_and_heldout_share_nothing():
     train, held = NONDIGIT_FAMILIES["train"], NONDIGIT_FAMILIES["heldout"]
     assert not set(train.font_families) & set(held.font_families)

@@ -29,8 +29,10 @@ def test_same_seed_same_samples_and_a_sample_does_not_depend_on_n(digits):
 
 
 @pytest.mark.parametrize("name", FAST)
-def test_every_condition_makes_what_it_says(name, digits):
+def test_every_condition_makes_what_it_says(name, digits, request):
     cond = CONDITIONS[name]
+    if cond.needs_fonts:
+        request.getfixturevalue("fonts_installed")
     for s in build_set(name, 2, seed=1, mnist_test=digits, max_side=SIDE):
         h, w = s.image.shape[:2]
         assert s.image.dtype == np.uint8 and s.image.ndim == 3 and s.image.shape[2] in (3, 4)
@@ -65,7 +67,9 @@ def _ink(sample) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["photo_rotated", "photo_far", "canvas_default", "printed_photo", "nondigit_doodles"])
-def test_a_single_box_is_the_tight_box_of_the_ink(name, digits):
+def test_a_single_box_is_the_tight_box_of_the_ink(name, digits, request):
+    if CONDITIONS[name].needs_fonts:
+        request.getfixturevalue("fonts_installed")
     for s in build_set(name, 3, seed=3, mnist_test=digits, max_side=SIDE):
         x0, y0, x1, y1 = s.boxes[0]
         ys, xs = np.nonzero(_ink(s))  # half-tone ink: within 3 px of the box's edges
@@ -77,7 +81,9 @@ def test_a_single_box_is_the_tight_box_of_the_ink(name, digits):
 
 @pytest.mark.parametrize("name", ["number_plain", "number_touching", "number_broken", "number_two_lines",
                                   "canvas_number", "printed_number"])
-def test_number_boxes_enclose_all_the_ink_and_each_holds_some(name, digits):
+def test_number_boxes_enclose_all_the_ink_and_each_holds_some(name, digits, request):
+    if CONDITIONS[name].needs_fonts:
+        request.getfixturevalue("fonts_installed")
     for s in build_set(name, 3, seed=4, mnist_test=digits, max_side=SIDE):
         ink = _ink(s)
         inside = np.zeros_like(ink)
@@ -137,6 +143,11 @@ def test_errors_name_the_problem(digits):
     assert build_set("printed_fonts", 0) == []
 
 
+def test_conditions_that_draw_glyphs_say_so():
+    assert CONDITIONS["printed_fonts"].needs_fonts and CONDITIONS["nondigit_letters"].needs_fonts
+    assert not CONDITIONS["photo_plain"].needs_fonts and not CONDITIONS["nondigit_doodles"].needs_fonts
+
+
 def test_max_side_scales_the_same_scene_down(digits):
     big = build_set("photo_plain", 2, seed=3, mnist_test=digits)
     small = build_set("photo_plain", 2, seed=3, mnist_test=digits, max_side=300)
@@ -155,3 +166,12 @@ def test_exif_photos_store_rotated_pixels_and_the_tag_that_undoes_it(digits):
         assert raw.size == ((h, w) if orientation in (6, 8) else (w, h))
         shown = np.asarray(ImageOps.exif_transpose(raw).convert("RGB")).astype(int)
         assert np.abs(shown - s.image).mean() < 1.0
+
+
+def test_missing_fonts_are_named_with_the_packages_to_install(tmp_path, monkeypatch):
+    from digitlab.synth import fonts
+
+    monkeypatch.setattr(fonts, "FONT_ROOT", tmp_path)
+    assert fonts.missing_families() == list(fonts.FAMILIES)
+    with pytest.raises(DigitlabError, match="fonts-liberation"):
+        fonts.font_paths(("liberation",))

@@ -52,6 +52,7 @@ class Condition:
     needs_mnist: bool = True
     default_n: int = 100
     feed: str = "image"  # what a benchmark should give the model: "image" (the array) or "data" (file bytes)
+    needs_fonts: bool = False  # draws glyphs of Debian's fonts (see digitlab.synth.fonts)
     post: Callable[[Sample, np.random.Generator], Sample] | None = field(default=None, repr=False)
 
 
@@ -160,6 +161,9 @@ _LIST: list[Condition] = [
     _nondigit("nondigit_doodles", "doodles of the split's kinds", ("doodles",)),
     _nondigit("nondigit_mixed", "any non-digit group of the split, broad photo factors", _GROUPS, BROAD),
 ]
+_FONTS = {"printed_fonts", "printed_photo", "printed_number", "mixed", "number_mixed", "nondigit_letters",
+          "nondigit_symbols", "nondigit_mixed"}
+_LIST = [replace(c, needs_fonts=c.name in _FONTS) for c in _LIST]
 CONDITIONS: dict[str, Condition] = {c.name: c for c in _LIST}
 
 

@@ -3,6 +3,7 @@
 Families: DejaVu (Sans, Serif, Mono, condensed; regular, bold, oblique/italic), Liberation
 (Sans, Serif, Mono, Sans Narrow) and GNU FreeFont (FreeSans, FreeSerif, FreeMono), from the
 Debian packages fonts-dejavu-core/-extra, fonts-liberation and fonts-freefont-ttf.
+`font_paths` uses the files that are installed; `missing_families` says which family has none.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {  # family -> font file stems
     ),
 }
 _FOLDERS = {"dejavu": "dejavu", "liberation": "liberation", "freefont": "freefont"}
+DEBIAN_PACKAGES = ("fonts-dejavu-core", "fonts-dejavu-extra", "fonts-liberation", "fonts-freefont-ttf")
 GLYPH_SIZE = 192  # font size in pixels for rendered glyphs (ink ~140 px tall for a digit)
 
 
@@ -50,8 +52,13 @@ def font_paths(families: tuple[str, ...] = tuple(FAMILIES)) -> list[Path]:
                 paths.append(path)
     if not paths:
         raise DigitlabError(f"no fonts of {', '.join(families)} under {FONT_ROOT}; install the Debian packages "
-                            "fonts-dejavu, fonts-liberation and fonts-freefont-ttf")
+                            f"{' '.join(DEBIAN_PACKAGES)}")
     return paths
+
+
+def missing_families() -> list[str]:
+    """The families of FAMILIES with no font file installed (printed and non-digit sets need them all)."""
+    return [f for f in FAMILIES if not any((FONT_ROOT / _FOLDERS[f] / f"{s}.ttf").is_file() for s in FAMILIES[f])]
 
 
 @functools.lru_cache(maxsize=4096)
