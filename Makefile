@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 # Fashion-MNIST's system files, a real browser, and the fonts the realistic image sets render.
 APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu fonts-liberation fonts-freefont-ttf
 
-.PHONY: demo test test-slow test-ci-slow install system-deps bench lint default-model clean
+.PHONY: demo test test-slow test-ci-slow install system-deps bench bench-realistic lint default-model clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test-ci-slow: install system-deps
 
 bench: install
 	$(PY) -m benchmarks.run
+
+# Accuracy per condition on the realistic synthetic sets (phone photos, numbers, canvases, print,
+# non-digits) of the bundled model, or of RUN=path/to/run.
+bench-realistic: install
+	$(PY) -m benchmarks.realistic $(RUN)
 
 # ruff (lint + import order) and mypy, configured in pyproject.toml.
 lint: install
