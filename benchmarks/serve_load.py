@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MNIST = Path(os.environ.get("DIGITLAB_SHARED_DATA", REPO.parent / "shared" / "data")) / "mnist"
+from benchmarks.run import REPO, default_mnist_dir, write_atomic
+
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "serve_load.json"
 HOST = "127.0.0.1"
 BOUNDARY = "digitlabloadboundary"
@@ -116,7 +116,7 @@ async def run_load(port: int, requests: list[bytes], labels: np.ndarray, *, tota
                 if status != 200:
                     errors.append(f"HTTP {status}: {body[:200]!r}")
                     continue
-                correct += int(json.loads(body)["class_index"] == labels[i % len(labels)])
+                correct += int(json.loads(body)["label"] == labels[i % len(labels)])
         finally:
             writer.close()
 
@@ -136,7 +136,8 @@ async def run_load(port: int, requests: list[bytes], labels: np.ndarray, *, tota
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", metavar="RUN_DIR", help="trained run directory (or model file) to serve")
-    parser.add_argument("--data-dir", default=str(DEFAULT_MNIST), help=f"MNIST IDX folder (default: {DEFAULT_MNIST})")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="MNIST folder tried first (default: as benchmarks.run, then the data layer's sources)")
     parser.add_argument("--kinds", default="json,png", help="request kinds, comma-separated (default: json,png)")
     parser.add_argument("--concurrency", type=int, default=8, help="connections in flight (default: 8)")
     parser.add_argument("--requests", type=int, default=3000, help="requests per kind (default: 3000)")
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from digitlab.data import load
 
-    ds = load("mnist", data_dir=args.data_dir)
+    ds = load("mnist", data_dir=default_mnist_dir(args.data_dir))
     images, labels = ds.x_test[:500], ds.y_test[:500]
     port = free_port()
     server_args = shlex.split(args.server_args)
@@ -179,17 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                     "load_average_after": [round(x, 2) for x in os.getloadavg()]},
         "model_id": model_id, "backend": backend, "server_args": server_args, "results": results,
     }
-    print(f"model {model_id} ({backend}); load average before {load_before}, after {record['machine']['load_average_after']}")
+    print(f"model {model_id} ({backend}); load average before {load_before}, after "
+          f"{record['machine']['load_average_after']}")
     print(f"{'kind':6} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'acc':>6}")
     for kind, r in results.items():
         print(f"{kind:6} {r['requests']:8d} {r['errors']:6d} {r['requests_per_s']:8.1f} {r['p50_ms']:7.2f} "
               f"{r['p90_ms']:7.2f} {r['p99_ms']:7.2f} {r['max_ms']:7.2f} {r['accuracy']:6.3f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, out)
+    out = write_atomic(Path(args.out), json.dumps(record, indent=2) + "\n")
     print(f"written {out}")
     return 0 if all(r["errors"] == 0 for r in results.values()) else 1
 

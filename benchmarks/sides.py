@@ -1,395 +1,267 @@
-"""One side of the benchmark per process: `python -m benchmarks.sides SIDE --spec JSON --out FILE`.
+"""One side of the benchmark in its own process: `python -m benchmarks.sides SIDE --spec JSON --out FILE`.
 
-Each side (the data loader, a baseline, a digitlab recipe) runs in its own process, so its
-peak RSS (getrusage) is its own and no side warms a cache or thread pool for the next.
-`benchmarks.run` starts them one after the other and collects the JSON each writes.
+A fresh process per side, so its peak RSS is its own and no side warms a cache or thread pool
+for the next. Each side returns what it measured (raw records, seconds, images/s); the report
+derives time-to-accuracy and the verdicts from them. digitlab runs through its public API only:
+`digitlab.data.load`, `digitlab.training.recipe_config` / `train` / `fit`, `Predictor` and
+`digitlab.inference.benchmark`. The baselines are `reference_cnn` and scikit-learn.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
+import resource
 import statistics
-import tempfile
+import sys
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks import measure
-
-TARGETS = (0.99, 0.994)  # the CNN test accuracies whose time-to we report
-SOFTMAX_TARGET = 0.92  # the softmax regression accuracy whose time-to we report
+REFERENCE_WEIGHTS = "reference_cnn.safetensors"  # in work_dir: the reference side's model, for inference
+CNN_RUN = "cnn"  # in work_dir: digitlab's run directory, for inference
 
 
 @dataclass
-class SideSpec:
-    """What one side is asked to do; the same spec goes to every side of a run."""
+class Spec:
+    """What every side of one run is asked to do (the same spec goes to each)."""
 
-    mnist_dir: str  # folder of the four official gzip IDX files
-    cache_dir: str  # DIGITLAB_CACHE for this run (filled by the data side)
-    work_dir: str  # where digitlab writes its run directories
-    device: str = "cpu"
+    mnist_dir: str  # folder of the four MNIST .gz files that `run` wrote through the data layer
+    work_dir: str  # where sides leave models for later ones
+    device: str = "cpu"  # torch device of the training sides; inference is CPU
     train_limit: int | None = None  # first N training images only (--quick)
     test_limit: int | None = None  # first N test images only (--quick)
-    cnn_eval_every_images: int = 12800  # 200 reference steps of 64: the shared evaluation cadence
-    softmax_eval_every_images: int = 5000  # finer: softmax recipes take ~1 s in all
-    reference_max_epochs: int = 5  # budget of the reference CNN (99.0% took it 3.2 epochs here)
-    reference_max_seconds: float = 600.0  # and its training-time cap, whichever comes first
-    reference_max_steps: int | None = None  # smoke runs only
-    digitlab_max_epochs: int | None = None  # cap on the recipe's own epochs (--quick)
-    logreg_max_iter: int = 100  # sklearn's default, what the usual snippet runs
     cnn_recipe: str = "cnn"
-    softmax_recipe: str = "softmax"  # modern softmax regression; tf-softmax copies the tutorial (<= 92%)
-    cnn_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change
+    softmax_recipe: str = "softmax"
+    cnn_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change (--cnn-set)
     softmax_overrides: dict[str, Any] = field(default_factory=dict)
-    inference_batch_sizes: tuple[int, ...] = (1000, 256, 128, 64, 32, 16)  # the reference is fastest at small ones
+    cnn_eval_every_images: int = 12800  # both CNNs: 200 reference steps of 64, and every epoch end
+    softmax_eval_every_images: int = 5000  # finer: the softmax recipe takes about a second
+    reference_epochs: int = 5  # the reference's budget: 99.0% takes it ~3.2 epochs
+    reference_seconds: float = 600.0  # ... or this many training seconds, whichever comes first
+    reference_max_steps: int | None = None  # --quick
+    digitlab_max_epochs: int | None = None  # --quick: cap on the recipes' own epochs
+    logreg_max_iter: int = 100  # scikit-learn's default, what the usual snippet runs
+    inference_batch_sizes: tuple[int, ...] = (1000, 256, 128, 64, 32, 16)  # the reference is fastest at 32-128
     inference_images: int = 2000  # a slice of the test set, passed over repeatedly
-    inference_min_seconds: float = 2.0  # per batch size, for device (GPU) inference
-    inference_rounds: int = 8  # interleaved CPU inference: rounds of one window per predictor
+    inference_rounds: int = 8  # interleaved windows per predictor and batch size
     inference_window_seconds: float = 0.25
-    data_repeats: int = 3  # loads per kind after the first
+    data_repeats: int = 3  # loads of each kind after the first
 
 
-def _env(spec: SideSpec) -> None:
-    os.environ["DIGITLAB_CACHE"] = spec.cache_dir
-    os.environ["DIGITLAB_OFFLINE"] = "1"  # never the network: the reference folder is given
-    for var in ("DIGITLAB_DATA_DIR", "DIGITLAB_MIRRORS"):
-        os.environ.pop(var, None)
+def _peak_rss_mib() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
 
 
-def _arrays(spec: SideSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _dataset(spec: Spec) -> Any:
     """MNIST through the data layer (untimed), cut to the spec's limits."""
     from digitlab.data import load
 
     ds = load("mnist", data_dir=spec.mnist_dir)
     n, m = spec.train_limit, spec.test_limit
-    return ds.x_train[:n], ds.y_train[:n], ds.x_test[:m], ds.y_test[:m]
+    return dataclasses.replace(ds, x_train=ds.x_train[:n], y_train=ds.y_train[:n],
+                               x_test=ds.x_test[:m], y_test=ds.y_test[:m])
 
 
-# --------------------------------------------------------------------------- data
+def side_data(spec: Spec) -> dict[str, Any]:
+    """`load("mnist")` cold (the .gz folder: decompress, parse, SHA-256) and warm (digitlab's cache).
 
-def side_data(spec: SideSpec) -> dict[str, Any]:
-    """Time `load` cold (gzip folder: decompress, parse, verify) and warm (the digitlab cache).
-
-    The first load of each kind in this fresh process is the headline (what a user's
-    process pays); `data_repeats` more give the best and median. Imports are excluded.
-    The OS page cache is not dropped: "cold" means not yet in digitlab's cache.
+    The first load of each kind in this fresh process is the figure (what a user's process
+    pays); `data_repeats` more give the best. Imports excluded; the OS page cache is not dropped.
     """
     from digitlab.data import fetch, load
 
-    def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, out
-
-    def series(fn: Callable[[], Any]) -> dict[str, Any]:
-        times, ds = [], None
+    def series(**where: Any) -> dict[str, Any]:
+        seconds, ds = [], None
         for _ in range(1 + spec.data_repeats):
-            seconds, ds = timed(fn)
-            times.append(seconds)
+            t0 = time.perf_counter()
+            ds = load("mnist", **where)
+            seconds.append(time.perf_counter() - t0)
         assert ds is not None
-        return {"first_seconds": times[0], "best_seconds": min(times),
-                "median_seconds": statistics.median(times), "seconds": times, "source": ds.source,
-                "verified": bool(ds.verified),
+        return {"first_seconds": seconds[0], "best_seconds": min(seconds), "seconds": seconds,
+                "source": ds.source, "verified": ds.verified,
                 "shapes": [list(ds.x_train.shape), list(ds.x_test.shape)]}
 
-    cold = series(lambda: load("mnist", data_dir=spec.mnist_dir))
-    fill_seconds, _ = timed(lambda: fetch("mnist", data_dir=spec.mnist_dir))
-    warm = series(lambda: load("mnist"))
-    if "cache" not in warm["source"]:
-        raise RuntimeError(f"warm load came from {warm['source']!r}, not the cache {spec.cache_dir}")
-    return {"cold": cold, "warm": warm, "cache_fill_seconds": fill_seconds}
+    cold = series(data_dir=spec.mnist_dir)
+    fetch("mnist", data_dir=spec.mnist_dir)  # fills the (empty, per-run) cache
+    warm = series()
+    if not warm["source"].startswith("cache"):
+        raise RuntimeError(f"the warm load came from {warm['source']!r}, not digitlab's cache")
+    return {"cold": cold, "warm": warm}
 
 
-# --------------------------------------------------------------------------- baselines
-
-def _reference_weights(spec: SideSpec) -> Path:
-    """Where the reference side leaves its trained weights for the inference side."""
-    Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
-    return Path(spec.work_dir) / "reference_cnn.safetensors"
-
-
-def side_reference_cnn(spec: SideSpec) -> dict[str, Any]:
-    """Train the pytorch/examples CNN within its budget; then its batched inference speed."""
+def side_reference_cnn(spec: Spec) -> dict[str, Any]:
+    """Train the pytorch/examples CNN within its budget; leave its weights for the inference side."""
     import torch
-
-    from benchmarks.reference_cnn import ReferenceConfig, to_input, train_reference
-
-    xtr, ytr, xte, yte = _arrays(spec)
-    device = torch.device(spec.device)
-    config = ReferenceConfig(
-        epochs=spec.reference_max_epochs, max_seconds=spec.reference_max_seconds,
-        max_steps=spec.reference_max_steps,
-        eval_every_steps=max(1, spec.cnn_eval_every_images // ReferenceConfig.batch_size))
-    rss_setup = measure.current_rss_mib()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
-    model, records = train_reference(xtr, ytr, xte, yte, config, device=device)
-    wall = time.perf_counter() - t0
-    peak_cuda = measure.peak_cuda_mib(device)
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-              str(_reference_weights(spec)))  # for the interleaved inference side
-    return _training_summary(records, wall) | {
-        "config": asdict(config), "threads": torch.get_num_threads(),
-        "rss_after_setup_mib": rss_setup,
-        "peak_rss_mib": measure.peak_rss_mib(), "peak_cuda_mib": peak_cuda,
-    }
+    from benchmarks.reference_cnn import ReferenceConfig, train_reference
 
-
-def side_sklearn_logreg(spec: SideSpec) -> dict[str, Any]:
-    """Fit scikit-learn's LogisticRegression (lbfgs, max_iter as the spec says)."""
-    from benchmarks.reference_logreg import fit_logreg
-
-    xtr, ytr, xte, yte = _arrays(spec)
-    rss_setup = measure.current_rss_mib()
-    out = fit_logreg(xtr, ytr, xte, yte, max_iter=spec.logreg_max_iter)
-    return out | {"rss_after_setup_mib": rss_setup, "peak_rss_mib": measure.peak_rss_mib()}
-
-
-# --------------------------------------------------------------------------- digitlab
-
-def _digitlab_run(spec: SideSpec, recipe: str, eval_every_images: int, overrides: dict[str, Any],
-                  inference: bool) -> dict[str, Any]:
-    """Train digitlab `recipe` through the public API, evaluating the test set on a cadence.
-
-    `elapsed` in digitlab's records is its training time with evaluation excluded. With
-    `compile` on, a 3-step warm-up run first pays the compilation, reported as
-    `compile_seconds` and kept out of the timed run (torch caches the compiled graphs).
-    """
-    import dataclasses
-
-    import torch
-
-    from digitlab.data import load
-    from digitlab.training import get_recipe, train
-
-    ds = load("mnist", data_dir=spec.mnist_dir)
-    base = get_recipe(recipe).config
-    changes: dict[str, Any] = {"device": spec.device, "track_test": True, "save_every_epoch": False,
-                               "threads": torch.get_num_threads()}  # what OMP_NUM_THREADS set, if anything
-    if spec.train_limit is not None or spec.test_limit is not None:  # --quick: slices
-        ds = dataclasses.replace(ds, x_train=ds.x_train[: spec.train_limit], y_train=ds.y_train[: spec.train_limit],
-                                 x_test=ds.x_test[: spec.test_limit], y_test=ds.y_test[: spec.test_limit])
-        changes["validation_size"] = min(base.validation_size, len(ds.x_train) // 8)
-    changes |= overrides
-    batch = int(changes.get("batch_size", base.batch_size))
-    changes["eval_every_steps"] = max(1, eval_every_images // batch)
-    if spec.digitlab_max_epochs is not None:
-        changes["epochs"] = min(int(changes.get("epochs", base.epochs)), spec.digitlab_max_epochs)
-    config = base.replace(**changes)
-    device = torch.device(spec.device)
-    compile_seconds = None
-    if config.compile:
-        t0 = time.perf_counter()
-        train(config.replace(max_steps=3, track_test=False, eval_every_steps=None), ds)
-        compile_seconds = time.perf_counter() - t0
-    rss_setup = measure.current_rss_mib()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    run_dir = Path(spec.work_dir) / recipe
+    ds = _dataset(spec)
+    config = ReferenceConfig(epochs=spec.reference_epochs, max_seconds=spec.reference_seconds,
+                             max_steps=spec.reference_max_steps,
+                             eval_every_steps=max(1, spec.cnn_eval_every_images // ReferenceConfig.batch_size))
     t0 = time.perf_counter()
-    result = train(config, ds, run_dir=run_dir)
+    model, records = train_reference(ds.x_train, ds.y_train, ds.x_test, ds.y_test, config, device=spec.device)
     wall = time.perf_counter() - t0
-    peak_cuda = measure.peak_cuda_mib(device)
-    n_train = len(ds.x_train) - config.validation_size
-    if config.train_size is not None:
-        n_train = min(n_train, config.train_size)
-    records = sorted(
-        [dict(r) for r in result.step_history]
-        + [dict(r, images=r.get("images", min(r["step"] * config.batch_size, r["epoch"] * n_train)))
-           for r in result.history],
-        key=lambda r: (r["elapsed"], r["step"]))
-    out = _training_summary(records, wall) | {
-        "recipe": recipe, "config": config.to_dict(), "threads": torch.get_num_threads(),
-        "compile_seconds": compile_seconds, "rss_after_setup_mib": rss_setup,
-        "peak_cuda_mib": peak_cuda,
-    }
-    if inference:
-        out["int8_export"] = _int8_export(run_dir, ds)
-        if device.type != "cpu":  # Predictor runs on the CPU; also time the model where it trained
-            out["inference"] = {}
-            out["inference"][f"torch-{device.type}-{_precision(config, device)}"] = device_inference(
-                result.model, ds.x_test[: spec.inference_images], spec.inference_batch_sizes, device,
-                precision=_precision(config, device), compile_model=config.compile,
-                min_seconds=spec.inference_min_seconds)
-    out["peak_rss_mib"] = measure.peak_rss_mib()
-    return out
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+              str(Path(spec.work_dir) / REFERENCE_WEIGHTS))
+    return {"records": records, "wall_seconds": wall, "config": dataclasses.asdict(config),
+            "threads": torch.get_num_threads()}
 
 
-def _precision(config: Any, device: Any) -> str:
-    """The precision the loop trains in: "auto" is bf16 on CUDA, fp32 elsewhere."""
+def _config(spec: Spec, recipe: str, overrides: dict[str, Any], eval_every_images: int, n_train: int) -> Any:
+    """The recipe's TrainConfig as shipped, plus test-set tracking on the benchmark's cadence."""
+    from digitlab.training import recipe_config
+
+    config = recipe_config(recipe, **overrides)
+    changes: dict[str, Any] = {"device": spec.device, "track_test": True,
+                               "eval_every_steps": max(1, eval_every_images // config.batch_size)}
+    if spec.train_limit is not None:  # --quick: slices too small for the 5,000-image validation split
+        changes["validation_size"] = min(config.validation_size, n_train // 8)
+    if spec.digitlab_max_epochs is not None:
+        changes["epochs"] = min(config.epochs, spec.digitlab_max_epochs)
+    return config.replace(**changes)
+
+
+def _records(result: Any, n_train: int) -> list[dict[str, Any]]:
+    """The loop's evaluations in training order: `step_history` and the epoch records (given `images`)."""
+    config = result.config
+    n_train = n_train - config.validation_size if config.train_size is None else config.train_size
+    epochs = [dict(r, images=min(r["step"] * config.batch_size, r["epoch"] * n_train)) for r in result.history]
+    return sorted([*result.step_history, *epochs], key=lambda r: (r["elapsed"], r["step"]))
+
+
+def side_digitlab_cnn(spec: Spec) -> dict[str, Any]:
+    """`train` the CNN recipe as `digitlab train` does (checkpoint, report, int8 model) into work_dir."""
     import torch
 
-    if config.precision != "auto":
-        return config.precision
-    return "bf16" if torch.device(device).type == "cuda" else "fp32"
+    from digitlab.training import train
 
-
-def device_inference(model: Any, x_uint8: np.ndarray, batch_sizes: tuple[int, ...], device: Any, *,
-                     precision: str = "fp32", compile_model: bool = False, min_seconds: float = 1.0
-                     ) -> dict[str, Any]:
-    """Images/s of `model` on `device` with the images already resident there (uint8 (N, 28, 28)).
-
-    bf16/fp16 run under autocast; `compile_model` wraps it in `torch.compile`, and the first
-    batches' time (the compilation) is `compile_seconds`, kept out of the rate. The device
-    is synchronised around every timer (`measure.throughput`).
-    """
-    import contextlib
-
-    import torch
-
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    net = torch.compile(model) if compile_model else model
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    x = torch.from_numpy(np.ascontiguousarray(x_uint8)).to(dev)  # (N, 28, 28) uint8 on the device
-
-    @torch.inference_mode()
-    def predict(xb: torch.Tensor) -> torch.Tensor:
-        ctx = torch.autocast(dev.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with ctx:
-            logits = net(xb.unsqueeze(1).float() / 255.0)  # (B, C)
-        return logits.float().softmax(1)
-
-    out: dict[str, Any] = {"precision": precision, "compiled": compile_model}
-    for b in batch_sizes:
-        res = measure.throughput(predict, x, b, device=dev, min_seconds=min_seconds)
-        out[str(b)] = res
-        out.setdefault("compile_seconds", res["warmup_seconds"] if compile_model else None)
-    return out
-
-
-def _int8_export(run_dir: Path, ds: Any) -> dict[str, Any] | None:
-    """What `digitlab train` does after training: the int8 ONNX model, kept if accurate; timed."""
-    from digitlab.inference.predictor import _onnxruntime_available
-
-    if not _onnxruntime_available():
-        return None
-    from digitlab.inference import export_int8
-
+    ds = _dataset(spec)
+    config = _config(spec, spec.cnn_recipe, spec.cnn_overrides, spec.cnn_eval_every_images, len(ds.x_train))
     t0 = time.perf_counter()
-    result = export_int8(run_dir, dataset=ds)
-    return {"seconds": time.perf_counter() - t0, "kept": result.kept, "summary": result.summary(),
-            "float_validation_accuracy": result.float_accuracy, "int8_validation_accuracy": result.int8_accuracy}
+    result = train(config, ds, run_dir=Path(spec.work_dir) / CNN_RUN, verbose=0, plots=False)
+    wall = time.perf_counter() - t0
+    out, int8 = result.outputs, result.outputs.int8
+    return {"records": _records(result, len(ds.x_train)), "wall_seconds": wall, "config": config.to_dict(),
+            "threads": torch.get_num_threads(), "peak_rss_mib": _peak_rss_mib(),
+            "test_accuracy": out.test_accuracy, "int8_error": out.int8_error,
+            "int8": None if int8 is None else {"kept": int8.kept, "int8_validation_accuracy": int8.int8_accuracy,
+                                               "float_validation_accuracy": int8.float_accuracy}}
 
 
-def side_inference(spec: SideSpec) -> dict[str, Any]:
-    """Batched CPU inference, the reference CNN and digitlab's trained `cnn` timed in turn.
+def side_digitlab_softmax(spec: Spec) -> dict[str, Any]:
+    """`fit` the softmax-regression recipe (nothing written: only its time to 92% matters)."""
+    from digitlab.training import fit
 
-    Both models come from the training sides (the reference's weights, digitlab's run
-    directory). digitlab runs through `Predictor` on each backend, "auto" being what `predict`
-    and the service use; the reference runs its model eagerly in PyTorch, as its script does.
-    Every predictor takes uint8 images and returns probabilities; each one's test accuracy
-    checks that it runs the trained model. Windows are interleaved (`measure.interleaved_throughput`).
+    ds = _dataset(spec)
+    config = _config(spec, spec.softmax_recipe, spec.softmax_overrides, spec.softmax_eval_every_images,
+                     len(ds.x_train))
+    t0 = time.perf_counter()
+    result = fit(config, ds)
+    wall = time.perf_counter() - t0
+    return {"records": _records(result, len(ds.x_train)), "wall_seconds": wall, "config": config.to_dict(),
+            "threads": config.threads}
+
+
+def side_sklearn_logreg(spec: Spec) -> dict[str, Any]:
+    """scikit-learn's `LogisticRegression()` on pixels / 255 (float64), as the usual snippet runs it.
+
+    Defaults: lbfgs, C=1.0, max_iter=100, at which lbfgs stops unconverged (ConvergenceWarning).
+    `fit_seconds` is `fit` alone: its time to its final test accuracy (lbfgs has no earlier model).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    ds = _dataset(spec)
+    xtr, xte = ds.x_train.reshape(len(ds.x_train), -1) / 255.0, ds.x_test.reshape(len(ds.x_test), -1) / 255.0
+    clf = LogisticRegression(max_iter=spec.logreg_max_iter)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        t0 = time.perf_counter()
+        clf.fit(xtr, ds.y_train)
+        fit_seconds = time.perf_counter() - t0
+    return {"fit_seconds": fit_seconds, "test_accuracy": float(clf.score(xte, ds.y_test)),
+            "n_iter": int(np.max(clf.n_iter_)), "max_iter": spec.logreg_max_iter,
+            "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught)}
+
+
+def side_inference(spec: Spec) -> dict[str, Any]:
+    """Batched CPU images/s of both trained CNNs, timed in interleaved windows, and their test accuracy.
+
+    digitlab: `Predictor.load(run, backend=...)` for "auto" (what `digitlab predict` and the service
+    use), then any other backend it did not pick; accuracy by `Predictor.score`. The reference: its
+    `Net` in eval mode under `torch.inference_mode`, with its script's normalisation. Either may be
+    missing (its training side failed); the other is still timed.
     """
     import torch
     from safetensors.torch import load_file
 
-    from benchmarks.reference_cnn import Net, to_input
+    from benchmarks.reference_cnn import Net, accuracy, to_input
+    from digitlab.errors import DigitlabError
     from digitlab.inference import Predictor
-    from digitlab.inference.predictor import _onnxruntime_available
+    from digitlab.inference.benchmark import interleaved_images_per_second
 
-    _, _, xte, yte = _arrays(spec)
-    ref = Net()
-    ref.load_state_dict(load_file(str(_reference_weights(spec))))
-    ref.eval()
-
-    @torch.inference_mode()
-    def reference(xb: np.ndarray) -> torch.Tensor:
-        return ref(to_input(xb, "cpu")).exp()  # the script's preprocessing; probabilities out
-
-    run_dir = Path(spec.work_dir) / spec.cnn_recipe
-    predictors: dict[str, Callable[[np.ndarray], Any]] = {"reference torch": reference}
-    ref_pred = np.concatenate([reference(xte[i : i + 1000]).argmax(1).numpy() for i in range(0, len(xte), 1000)])
-    accuracy = {"reference torch": float((ref_pred == yte).mean())}
-    resolved: dict[str, str] = {}
+    ds = _dataset(spec)
+    predictors: dict[str, Callable[[np.ndarray], Any] | Predictor] = {}
+    test_accuracy: dict[str, float] = {}
+    unavailable: dict[str, str] = {}
+    weights = Path(spec.work_dir) / REFERENCE_WEIGHTS
+    if weights.is_file():
+        ref = Net()
+        ref.load_state_dict(load_file(str(weights)))
+        ref.eval()
+        predictors["reference torch"] = torch.inference_mode()(lambda xb: ref(to_input(xb)).exp())
+        test_accuracy["reference torch"] = accuracy(ref, to_input(ds.x_test), torch.from_numpy(ds.y_test))
+    else:
+        unavailable["reference torch"] = f"{weights} is missing (the reference_cnn side did not finish)"
+    backends: dict[str, str] = {}
     for backend in ("auto", "int8", "onnx", "torch"):
-        if backend in ("int8", "onnx") and not _onnxruntime_available():
-            continue
         try:
-            predictor = Predictor.load(run_dir, backend=backend)
-        except Exception as exc:  # noqa: BLE001 - e.g. no int8 model (not kept): report, go on
-            resolved[backend] = f"unavailable: {exc}"
+            predictor = Predictor.load(Path(spec.work_dir) / CNN_RUN, backend=backend)
+        except DigitlabError as exc:  # no run (its side failed), or no int8 model kept
+            unavailable[f"digitlab {backend}"] = str(exc)
             continue
-        if backend != "auto" and predictor.backend == resolved.get("auto"):
-            continue  # "auto" already times this backend
-        resolved[backend] = predictor.backend
-        predictor.batch_size = max(spec.inference_batch_sizes)
-        name = f"digitlab {backend}"
-        predictors[name] = predictor.predict_proba
-        accuracy[name] = float((predictor.predict(xte) == yte).mean())
-    timings = measure.interleaved_throughput(
-        predictors, xte[: spec.inference_images], tuple(spec.inference_batch_sizes),
+        if backend == "auto" or predictor.backend not in backends.values():
+            backends[backend] = predictor.backend
+            predictors[f"digitlab {backend}"] = predictor
+            test_accuracy[f"digitlab {backend}"] = predictor.score(ds.x_test, ds.y_test)
+    if not predictors:
+        raise RuntimeError("no model to time: " + "; ".join(unavailable.values()))
+    samples = interleaved_images_per_second(
+        predictors, ds.x_test[: spec.inference_images], batch_sizes=tuple(spec.inference_batch_sizes),
         rounds=spec.inference_rounds, window_seconds=spec.inference_window_seconds)
-    return {"throughput": timings, "test_accuracy": accuracy, "backends": resolved,
-            "threads": torch.get_num_threads(), "peak_rss_mib": measure.peak_rss_mib()}
+    throughput = {name: {str(b): {"images_per_second": max(s), "median": statistics.median(s), "samples": s}
+                         for b, s in by_batch.items()} for name, by_batch in samples.items()}
+    return {"throughput": throughput, "test_accuracy": test_accuracy, "backends": backends,
+            "unavailable": unavailable, "threads": torch.get_num_threads()}
 
 
-def side_digitlab_cnn(spec: SideSpec) -> dict[str, Any]:
-    """digitlab's CNN recipe (default `cnn`), same evaluation cadence as the reference."""
-    return _digitlab_run(spec, spec.cnn_recipe, spec.cnn_eval_every_images, spec.cnn_overrides, inference=True)
-
-
-def side_digitlab_softmax(spec: SideSpec) -> dict[str, Any]:
-    """digitlab's softmax-regression recipe (default `tf-softmax`)."""
-    return _digitlab_run(spec, spec.softmax_recipe, spec.softmax_eval_every_images, spec.softmax_overrides,
-                         inference=False)
-
-
-def _training_summary(records: list[dict[str, Any]], wall: float) -> dict[str, Any]:
-    """Time-to-accuracy and throughput from a run's evaluation records."""
-    evals = [r for r in records if r.get("test_accuracy") is not None]
-    train_seconds = measure.final_elapsed(records)
-    images = max((r.get("images", 0) for r in records), default=0)
-    targets = (*TARGETS, SOFTMAX_TARGET)
-    return {
-        "records": evals,
-        "time_to": {f"{t:.3f}": measure.time_to_accuracy(evals, t) for t in targets},
-        "final_test_accuracy": evals[-1]["test_accuracy"] if evals else None,
-        "best_test_accuracy": max((r["test_accuracy"] for r in evals), default=None),
-        "train_seconds": train_seconds,
-        # digitlab's records carry no per-evaluation time; wall - training time covers evaluation,
-        # setup and checkpoints on both sides alike
-        "eval_seconds_total": (sum(r["eval_seconds"] for r in evals)
-                               if evals and all("eval_seconds" in r for r in evals) else None),
-        "outside_training_seconds": wall - train_seconds,
-        "train_images": images,
-        "train_images_per_second": images / train_seconds if train_seconds > 0 else None,
-        "wall_seconds": wall,
-    }
-
-
-SIDES: dict[str, Callable[[SideSpec], dict[str, Any]]] = {
-    "data": side_data,
-    "reference_cnn": side_reference_cnn,
-    "sklearn_logreg": side_sklearn_logreg,
-    "digitlab_cnn": side_digitlab_cnn,
-    "inference": side_inference,
-    "digitlab_softmax": side_digitlab_softmax,
+SIDES: dict[str, Callable[[Spec], dict[str, Any]]] = {
+    "data": side_data, "reference_cnn": side_reference_cnn, "digitlab_cnn": side_digitlab_cnn,
+    "inference": side_inference, "sklearn_logreg": side_sklearn_logreg, "digitlab_softmax": side_digitlab_softmax,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("side", choices=sorted(SIDES), help="which side to run")
-    parser.add_argument("--spec", required=True, help="SideSpec as JSON")
-    parser.add_argument("--out", required=True, help="file to write the side's JSON result to")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.sides", description=__doc__.splitlines()[0])
+    parser.add_argument("side", choices=list(SIDES), help="which side to run")
+    parser.add_argument("--spec", required=True, help="the Spec as JSON")
+    parser.add_argument("--out", required=True, type=Path, help="file to write the side's JSON result to")
     args = parser.parse_args(argv)
-    spec = SideSpec(**json.loads(args.spec))
-    _env(spec)
+    spec = Spec(**json.loads(args.spec))
     t0 = time.perf_counter()
     result = SIDES[args.side](spec)
+    result.setdefault("peak_rss_mib", _peak_rss_mib())
     result["side_seconds"] = time.perf_counter() - t0
-    from digitlab._io import atomic_write_json
-
-    atomic_write_json(args.out, result)
+    args.out.write_text(json.dumps(result))
     return 0
 
 
