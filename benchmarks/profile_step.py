@@ -1,12 +1,10 @@
 """Where a training step's time goes: `python -m benchmarks.profile_step [--recipe cnn] [--variant K=V;K=V]`.
 
-Times the library's own step: `digitlab.training.fit` on real MNIST batches with a callback
-stamping every `step` event (one per step: the event reads the running loss, which syncs the
-device), for the recipe and each `--variant`; the reference CNN's step for scale. Reports
-median milliseconds per step after warm-up steps, images/s and multiply-adds per image.
-`--ops` adds torch.profiler's table of the operators that took the time (forward, backward and
-optimiser ops by name). `--inference JSON` times batched CPU inference of untrained `cnn`
-networks of those configs through `Predictor` instead (speed does not depend on the weights).
+Times the library's own step: `digitlab.training.fit` on real MNIST batches, with a callback
+stamping every `step` event (one per step; the event reads the running loss, which syncs the
+device), for the recipe and each `--variant`, and the reference CNN's step (its own loop) for
+scale. Prints median milliseconds per step after warm-up, images/s and multiply-adds per image;
+`--ops` adds torch.profiler's table of the operators that took the time.
 """
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ import argparse
 import contextlib
 import json
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -48,13 +45,14 @@ def macs_per_image(model: torch.nn.Module) -> int:
 
 
 def profile_recipe(config: Any, dataset: Any, *, steps: int, warmup: int, ops: bool = False) -> dict[str, Any]:
-    """ms per step (median over `steps` after `warmup`) of `fit(config)`, images/s, MACs; with `ops` the top ops."""
+    """ms per step (median of `steps` after `warmup`) of `fit(config)`, images/s, MACs; with `ops` the top ops."""
     from digitlab.models import build_model
     from digitlab.training import fit
 
+    n = warmup + steps + 1
+    config = config.replace(max_steps=n, train_size=n * config.batch_size, validation_size=0, track_test=False,
+                            eval_every_steps=None, progress_every=1)
     stamps: list[float] = []
-    config = config.replace(max_steps=warmup + steps + 1, progress_every=1, validation_size=0, track_test=False,
-                            eval_every_steps=None, train_size=(warmup + steps + 1) * config.batch_size)
 
     def stamp(event: dict[str, Any]) -> None:
         if event["event"] == "step":
@@ -73,35 +71,16 @@ def profile_recipe(config: Any, dataset: Any, *, steps: int, warmup: int, ops: b
 
 
 def profile_reference(dataset: Any, *, steps: int, warmup: int, device: str = "cpu") -> dict[str, Any]:
-    """The same for the pytorch/examples CNN's step (batch 64, Adadelta): its own loop, timer and all."""
+    """The same for the pytorch/examples CNN's step (batch 64, Adadelta), timed by its own loop."""
     from benchmarks.reference_cnn import Net, ReferenceConfig, train_reference
 
-    config = ReferenceConfig(eval_every_steps=warmup, max_steps=warmup + steps, epochs=1)
-    _, records = train_reference(dataset.x_train[: (warmup + steps) * 64], dataset.y_train[: (warmup + steps) * 64],
-                                 dataset.x_test[:64], dataset.y_test[:64], config, device=device)
-    ms = 1000 * (records[-1]["elapsed"] - records[0]["elapsed"]) / steps
+    n = (warmup + steps) * 64
+    config = ReferenceConfig(epochs=1, eval_every_steps=warmup, max_steps=warmup + steps)
+    _, records = train_reference(dataset.x_train[:n], dataset.y_train[:n], dataset.x_test[:64],
+                                 dataset.y_test[:64], config, device=device)
+    ms = 1000 * (records[-1]["elapsed"] - records[0]["elapsed"]) / steps  # evaluations excluded
     return {"batch_size": 64, "ms_per_step": ms, "images_per_second": 64_000 / ms,
             "macs_per_image": macs_per_image(Net()), "threads": torch.get_num_threads()}
-
-
-def profile_inference(configs: list[str], x: Any, *, batch_size: int = 256, min_seconds: float = 2.0
-                      ) -> dict[str, Any]:
-    """Batched CPU images/s of untrained `cnn` networks (JSON model configs) on each Predictor backend."""
-    from digitlab.checkpoints import save_checkpoint
-    from digitlab.inference import Predictor
-    from digitlab.inference.benchmark import images_per_second
-    from digitlab.models import build_model
-
-    out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, text in enumerate(configs):
-            model = build_model("cnn", **json.loads(text))
-            save_checkpoint(Path(tmp) / str(i), model, {"dataset": "mnist"})
-            out[text] = {"macs_per_image": macs_per_image(model)} | {
-                backend: images_per_second(Predictor.load(Path(tmp) / str(i), backend=backend), x,
-                                           batch_size=batch_size, min_seconds=min_seconds)
-                for backend in ("torch", "onnx")}
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,23 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (default: 5)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--ops", action="store_true", help="print torch.profiler's top operators of each variant")
-    p.add_argument("--mnist-dir", type=Path, default=None, help="MNIST folder tried first (default: as benchmarks.run)")
-    p.add_argument("--inference", action="append", default=[], metavar="JSON",
-                   help="instead, time inference of `cnn` networks of this config, e.g. '{\"channels\": [32, 64]}'")
     p.add_argument("--no-reference", action="store_true", help="skip the reference CNN's step")
+    p.add_argument("--mnist-dir", type=Path, default=None, help="MNIST folder tried first (default: as benchmarks.run)")
     args = p.parse_args(argv)
 
     from digitlab.data import load
     from digitlab.training import recipe_config
 
     ds = load("mnist", data_dir=default_mnist_dir(args.mnist_dir))
-    if args.inference:
-        for name, row in profile_inference(args.inference, ds.x_test[:2000]).items():
-            print(name, json.dumps(row), flush=True)
-        return 0
     base = recipe_config(args.recipe, device=args.device, **parse_settings(args.set))
-    variants = {"recipe": {}} | {v: parse_settings(v.split(";")) for v in args.variant}
-    for name, changes in variants.items():
+    for name, changes in {"recipe": {}, **{v: parse_settings(v.split(";")) for v in args.variant}}.items():
         row = profile_recipe(base.replace(**changes), ds, steps=args.steps, warmup=args.warmup, ops=args.ops)
         if "ops" in row:
             print(row.pop("ops"))

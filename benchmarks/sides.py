@@ -1,10 +1,8 @@
 """One side of the benchmark in its own process: `python -m benchmarks.sides SIDE --spec JSON --out FILE`.
 
 A fresh process per side, so its peak RSS is its own and no side warms a cache or thread pool
-for the next. Each side returns what it measured (raw records, seconds, images/s); the report
-derives time-to-accuracy and the verdicts from them. digitlab runs through its public API only:
-`digitlab.data.load`, `digitlab.training.recipe_config` / `train` / `fit`, `Predictor` and
-`digitlab.inference.benchmark`. The baselines are `reference_cnn` and scikit-learn.
+for the next. Each side returns what it measured (raw records, seconds, images/s) and
+`benchmarks.report` derives the rest. digitlab runs through its public API only.
 """
 from __future__ import annotations
 
@@ -23,29 +21,28 @@ from typing import Any
 
 import numpy as np
 
-REFERENCE_WEIGHTS = "reference_cnn.safetensors"  # in work_dir: the reference side's model, for inference
-CNN_RUN = "cnn"  # in work_dir: digitlab's run directory, for inference
+REFERENCE_WEIGHTS, CNN_RUN = "reference_cnn.safetensors", "cnn"  # what training sides leave in work_dir
 
 
 @dataclass
 class Spec:
     """What every side of one run is asked to do (the same spec goes to each)."""
 
-    mnist_dir: str  # folder of the four MNIST .gz files that `run` wrote through the data layer
-    work_dir: str  # where sides leave models for later ones
-    device: str = "cpu"  # torch device of the training sides; inference is CPU
+    mnist_dir: str  # the four MNIST .gz files, written by `benchmarks.run` through the data layer
+    work_dir: str  # where the training sides leave their models for the inference side
+    device: str = "cpu"  # torch device of the training sides; inference is on the CPU
     train_limit: int | None = None  # first N training images only (--quick)
     test_limit: int | None = None  # first N test images only (--quick)
     cnn_recipe: str = "cnn"
     softmax_recipe: str = "softmax"
     cnn_overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to change (--cnn-set)
     softmax_overrides: dict[str, Any] = field(default_factory=dict)
-    cnn_eval_every_images: int = 12800  # both CNNs: 200 reference steps of 64, and every epoch end
+    cnn_eval_every_images: int = 12800  # both CNNs: 200 reference steps of 64; and at every epoch end
     softmax_eval_every_images: int = 5000  # finer: the softmax recipe takes about a second
     reference_epochs: int = 5  # the reference's budget: 99.0% takes it ~3.2 epochs
     reference_seconds: float = 600.0  # ... or this many training seconds, whichever comes first
     reference_max_steps: int | None = None  # --quick
-    digitlab_max_epochs: int | None = None  # --quick: cap on the recipes' own epochs
+    digitlab_max_epochs: int | None = None  # --quick: a cap on the recipes' own epochs
     logreg_max_iter: int = 100  # scikit-learn's default, what the usual snippet runs
     inference_batch_sizes: tuple[int, ...] = (1000, 256, 128, 64, 32, 16)  # the reference is fastest at 32-128
     inference_images: int = 2000  # a slice of the test set, passed over repeatedly
@@ -54,42 +51,35 @@ class Spec:
     data_repeats: int = 3  # loads of each kind after the first
 
 
-def _peak_rss_mib() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
-
-
 def _dataset(spec: Spec) -> Any:
     """MNIST through the data layer (untimed), cut to the spec's limits."""
     from digitlab.data import load
 
     ds = load("mnist", data_dir=spec.mnist_dir)
     n, m = spec.train_limit, spec.test_limit
-    return dataclasses.replace(ds, x_train=ds.x_train[:n], y_train=ds.y_train[:n],
-                               x_test=ds.x_test[:m], y_test=ds.y_test[:m])
+    return dataclasses.replace(ds, x_train=ds.x_train[:n], y_train=ds.y_train[:n], x_test=ds.x_test[:m],
+                               y_test=ds.y_test[:m])
 
 
 def side_data(spec: Spec) -> dict[str, Any]:
-    """`load("mnist")` cold (the .gz folder: decompress, parse, SHA-256) and warm (digitlab's cache).
+    """`load("mnist")` cold (the .gz folder: decompress, parse, SHA-256), then warm (digitlab's cache).
 
-    The first load of each kind in this fresh process is the figure (what a user's process
-    pays); `data_repeats` more give the best. Imports excluded; the OS page cache is not dropped.
+    The first load of each kind in this fresh process is the figure; `data_repeats` more give
+    the best. Imports excluded; the OS page cache is not dropped.
     """
     from digitlab.data import fetch, load
 
     def series(**where: Any) -> dict[str, Any]:
-        seconds, ds = [], None
+        seconds = []
         for _ in range(1 + spec.data_repeats):
             t0 = time.perf_counter()
             ds = load("mnist", **where)
             seconds.append(time.perf_counter() - t0)
-        assert ds is not None
-        return {"first_seconds": seconds[0], "best_seconds": min(seconds), "seconds": seconds,
-                "source": ds.source, "verified": ds.verified,
-                "shapes": [list(ds.x_train.shape), list(ds.x_test.shape)]}
+        return {"first_seconds": seconds[0], "best_seconds": min(seconds), "seconds": seconds, "source": ds.source,
+                "verified": ds.verified, "shapes": [list(ds.x_train.shape), list(ds.x_test.shape)]}
 
     cold = series(data_dir=spec.mnist_dir)
-    fetch("mnist", data_dir=spec.mnist_dir)  # fills the (empty, per-run) cache
+    fetch("mnist", data_dir=spec.mnist_dir)  # fills this run's empty cache
     warm = series()
     if not warm["source"].startswith("cache"):
         raise RuntimeError(f"the warm load came from {warm['source']!r}, not digitlab's cache")
@@ -98,7 +88,6 @@ def side_data(spec: Spec) -> dict[str, Any]:
 
 def side_reference_cnn(spec: Spec) -> dict[str, Any]:
     """Train the pytorch/examples CNN within its budget; leave its weights for the inference side."""
-    import torch
     from safetensors.torch import save_file
 
     from benchmarks.reference_cnn import ReferenceConfig, train_reference
@@ -110,72 +99,60 @@ def side_reference_cnn(spec: Spec) -> dict[str, Any]:
     t0 = time.perf_counter()
     model, records = train_reference(ds.x_train, ds.y_train, ds.x_test, ds.y_test, config, device=spec.device)
     wall = time.perf_counter() - t0
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+    save_file({k: v.detach().cpu() for k, v in model.state_dict().items()},
               str(Path(spec.work_dir) / REFERENCE_WEIGHTS))
-    return {"records": records, "wall_seconds": wall, "config": dataclasses.asdict(config),
-            "threads": torch.get_num_threads()}
+    return {"records": records, "wall_seconds": wall, "config": dataclasses.asdict(config)}
 
 
-def _config(spec: Spec, recipe: str, overrides: dict[str, Any], eval_every_images: int, n_train: int) -> Any:
-    """The recipe's TrainConfig as shipped, plus test-set tracking on the benchmark's cadence."""
+def _digitlab(spec: Spec, recipe: str, overrides: dict[str, Any], eval_every_images: int,
+              run: Callable[..., Any]) -> tuple[Any, dict[str, Any]]:
+    """Train `recipe` as shipped, plus test-set tracking on the benchmark's cadence, with `run` (`train` or `fit`)."""
     from digitlab.training import recipe_config
 
+    ds = _dataset(spec)
     config = recipe_config(recipe, **overrides)
     changes: dict[str, Any] = {"device": spec.device, "track_test": True,
                                "eval_every_steps": max(1, eval_every_images // config.batch_size)}
     if spec.train_limit is not None:  # --quick: slices too small for the 5,000-image validation split
-        changes["validation_size"] = min(config.validation_size, n_train // 8)
+        changes["validation_size"] = min(config.validation_size, len(ds.x_train) // 8)
     if spec.digitlab_max_epochs is not None:
         changes["epochs"] = min(config.epochs, spec.digitlab_max_epochs)
-    return config.replace(**changes)
-
-
-def _records(result: Any, n_train: int) -> list[dict[str, Any]]:
-    """The loop's evaluations in training order: `step_history` and the epoch records (given `images`)."""
-    config = result.config
-    n_train = n_train - config.validation_size if config.train_size is None else config.train_size
+    config = config.replace(**changes)
+    t0 = time.perf_counter()
+    result = run(config, ds)
+    wall = time.perf_counter() - t0
+    n_train = len(ds.x_train) - config.validation_size if config.train_size is None else config.train_size
     epochs = [dict(r, images=min(r["step"] * config.batch_size, r["epoch"] * n_train)) for r in result.history]
-    return sorted([*result.step_history, *epochs], key=lambda r: (r["elapsed"], r["step"]))
+    records = sorted([*result.step_history, *epochs], key=lambda r: (r["elapsed"], r["step"]))
+    return result, {"records": records, "wall_seconds": wall, "config": config.to_dict()}
 
 
 def side_digitlab_cnn(spec: Spec) -> dict[str, Any]:
-    """`train` the CNN recipe as `digitlab train` does (checkpoint, report, int8 model) into work_dir."""
-    import torch
-
+    """`train` the CNN recipe as `digitlab train` does (checkpoint, report, reload check, int8 model), plots off."""
     from digitlab.training import train
 
-    ds = _dataset(spec)
-    config = _config(spec, spec.cnn_recipe, spec.cnn_overrides, spec.cnn_eval_every_images, len(ds.x_train))
-    t0 = time.perf_counter()
-    result = train(config, ds, run_dir=Path(spec.work_dir) / CNN_RUN, verbose=0, plots=False)
-    wall = time.perf_counter() - t0
-    out, int8 = result.outputs, result.outputs.int8
-    return {"records": _records(result, len(ds.x_train)), "wall_seconds": wall, "config": config.to_dict(),
-            "threads": torch.get_num_threads(), "peak_rss_mib": _peak_rss_mib(),
-            "test_accuracy": out.test_accuracy, "int8_error": out.int8_error,
-            "int8": None if int8 is None else {"kept": int8.kept, "int8_validation_accuracy": int8.int8_accuracy,
-                                               "float_validation_accuracy": int8.float_accuracy}}
+    def run(config: Any, ds: Any) -> Any:
+        return train(config, ds, run_dir=Path(spec.work_dir) / CNN_RUN, verbose=0, plots=False)
+
+    result, out = _digitlab(spec, spec.cnn_recipe, spec.cnn_overrides, spec.cnn_eval_every_images, run)
+    int8 = result.outputs.int8
+    return out | {"int8_error": result.outputs.int8_error, "int8": None if int8 is None else {
+        "kept": int8.kept, "int8_validation_accuracy": int8.int8_accuracy,
+        "float_validation_accuracy": int8.float_accuracy}}
 
 
 def side_digitlab_softmax(spec: Spec) -> dict[str, Any]:
     """`fit` the softmax-regression recipe (nothing written: only its time to 92% matters)."""
     from digitlab.training import fit
 
-    ds = _dataset(spec)
-    config = _config(spec, spec.softmax_recipe, spec.softmax_overrides, spec.softmax_eval_every_images,
-                     len(ds.x_train))
-    t0 = time.perf_counter()
-    result = fit(config, ds)
-    wall = time.perf_counter() - t0
-    return {"records": _records(result, len(ds.x_train)), "wall_seconds": wall, "config": config.to_dict(),
-            "threads": config.threads}
+    return _digitlab(spec, spec.softmax_recipe, spec.softmax_overrides, spec.softmax_eval_every_images, fit)[1]
 
 
 def side_sklearn_logreg(spec: Spec) -> dict[str, Any]:
-    """scikit-learn's `LogisticRegression()` on pixels / 255 (float64), as the usual snippet runs it.
+    """scikit-learn's `LogisticRegression()` (lbfgs, C=1.0, max_iter=100) on pixels / 255 in float64.
 
-    Defaults: lbfgs, C=1.0, max_iter=100, at which lbfgs stops unconverged (ConvergenceWarning).
-    `fit_seconds` is `fit` alone: its time to its final test accuracy (lbfgs has no earlier model).
+    lbfgs stops at max_iter unconverged (a ConvergenceWarning), as the usual snippet does; `fit`
+    alone is timed: its time to its final test accuracy (lbfgs has no usable earlier model).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -189,17 +166,16 @@ def side_sklearn_logreg(spec: Spec) -> dict[str, Any]:
         clf.fit(xtr, ds.y_train)
         fit_seconds = time.perf_counter() - t0
     return {"fit_seconds": fit_seconds, "test_accuracy": float(clf.score(xte, ds.y_test)),
-            "n_iter": int(np.max(clf.n_iter_)), "max_iter": spec.logreg_max_iter,
-            "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught)}
+            "n_iter": int(np.max(clf.n_iter_)), "converged": not any(w.category is ConvergenceWarning for w in caught)}
 
 
 def side_inference(spec: Spec) -> dict[str, Any]:
-    """Batched CPU images/s of both trained CNNs, timed in interleaved windows, and their test accuracy.
+    """Batched CPU images/s of both trained CNNs in interleaved windows, and their test accuracy as served.
 
     digitlab: `Predictor.load(run, backend=...)` for "auto" (what `digitlab predict` and the service
-    use), then any other backend it did not pick; accuracy by `Predictor.score`. The reference: its
-    `Net` in eval mode under `torch.inference_mode`, with its script's normalisation. Either may be
-    missing (its training side failed); the other is still timed.
+    use), then each other backend "auto" did not pick; accuracy by `Predictor.score`. The reference:
+    its `Net` in eval mode under `torch.inference_mode`, with its script's normalisation. Either may
+    be missing (its training side failed): the other is still timed.
     """
     import torch
     from safetensors.torch import load_file
@@ -210,7 +186,7 @@ def side_inference(spec: Spec) -> dict[str, Any]:
     from digitlab.inference.benchmark import interleaved_images_per_second
 
     ds = _dataset(spec)
-    predictors: dict[str, Callable[[np.ndarray], Any] | Predictor] = {}
+    predictors: dict[str, Any] = {}
     test_accuracy: dict[str, float] = {}
     unavailable: dict[str, str] = {}
     weights = Path(spec.work_dir) / REFERENCE_WEIGHTS
@@ -229,7 +205,7 @@ def side_inference(spec: Spec) -> dict[str, Any]:
         except DigitlabError as exc:  # no run (its side failed), or no int8 model kept
             unavailable[f"digitlab {backend}"] = str(exc)
             continue
-        if backend == "auto" or predictor.backend not in backends.values():
+        if predictor.backend not in backends.values():
             backends[backend] = predictor.backend
             predictors[f"digitlab {backend}"] = predictor
             test_accuracy[f"digitlab {backend}"] = predictor.score(ds.x_test, ds.y_test)
@@ -241,7 +217,7 @@ def side_inference(spec: Spec) -> dict[str, Any]:
     throughput = {name: {str(b): {"images_per_second": max(s), "median": statistics.median(s), "samples": s}
                          for b, s in by_batch.items()} for name, by_batch in samples.items()}
     return {"throughput": throughput, "test_accuracy": test_accuracy, "backends": backends,
-            "unavailable": unavailable, "threads": torch.get_num_threads()}
+            "unavailable": unavailable}
 
 
 SIDES: dict[str, Callable[[Spec], dict[str, Any]]] = {
@@ -256,11 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="the Spec as JSON")
     parser.add_argument("--out", required=True, type=Path, help="file to write the side's JSON result to")
     args = parser.parse_args(argv)
-    spec = Spec(**json.loads(args.spec))
-    t0 = time.perf_counter()
-    result = SIDES[args.side](spec)
-    result.setdefault("peak_rss_mib", _peak_rss_mib())
-    result["side_seconds"] = time.perf_counter() - t0
+    result = SIDES[args.side](Spec(**json.loads(args.spec)))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    result["peak_rss_mib"] = peak / 2**20 if sys.platform == "darwin" else peak / 2**10
     args.out.write_text(json.dumps(result))
     return 0
 
