@@ -273,7 +273,9 @@ def test_quick_run_end_to_end(mnist_dir: Path, tmp_path: Path) -> None:
         assert s["peak_rss_mib"] > 0
     for name in ("reference_cnn", "digitlab_cnn", "digitlab_softmax"):
         t = report.training(results["sides"][name])
-        assert t is not None and t["images_per_second"] > 0 and 0 <= t["final_accuracy"] <= 1, name
+        assert t is not None and t["images_per_second"] > 0 and 0 <= t["final"] <= 1, name
+        elapsed = [r["elapsed"] for r in results["sides"][name]["records"]]
+        assert elapsed == sorted(elapsed), name  # training order, as time_to_accuracy reads them
     cnn = results["sides"]["digitlab_cnn"]
     assert cnn["int8"] is not None or cnn["int8_error"]
     inference = results["sides"]["inference"]
