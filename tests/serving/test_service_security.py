@@ -220,7 +220,7 @@ def test_full_decode_pool_answers_503_while_pixels_pass(digits, monkeypatch):
 def test_queue_waits_instead_of_refusing(digits, monkeypatch):
     """With a queue of 1, a second upload waits for the slot and succeeds; a third is refused."""
     started, release = _blocking_prepare(monkeypatch, digits)
-    app = create_app({"digits": digits}, max_decodes=1, decode_queue=1)
+    app = create_app({"digits": digits}, max_decodes=1, decode_queue=1, decode_wait_s=30)
     png = png_of_a_seven()
     answers: dict[str, httpx.Response] = {}
 
@@ -244,6 +244,34 @@ def test_queue_waits_instead_of_refusing(digits, monkeypatch):
     anyio.run(main)
     assert answers["first"].status_code == answers["queued"].status_code == 200
     assert answers["refused"].status_code == 503
+
+
+def test_queue_wait_is_bounded(digits, monkeypatch):
+    """A request waiting for a decoder longer than decode_wait_s gives up with 503 busy."""
+    started, release = _blocking_prepare(monkeypatch, digits)
+    app = create_app({"digits": digits}, max_decodes=1, decode_queue=4, decode_wait_s=0.1)
+    png = png_of_a_seven()
+    answers: dict[str, httpx.Response] = {}
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            async def first() -> None:
+                answers["first"] = await http.post("/api/predict", **upload(png))
+
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(first)
+                    assert await anyio.to_thread.run_sync(started.wait, 30)
+                    answers["waited"] = await http.post("/api/predict", **upload(png))  # queued, then gave up
+                    release.set()
+            finally:
+                release.set()
+
+    anyio.run(main)
+    assert answers["waited"].status_code == 503 and error_code(answers["waited"]) == "busy"
+    assert "within" in answers["waited"].json()["error"]["message"]
+    assert answers["first"].status_code == 200
+    assert app.state.service.decodes.pending == 0  # the abandoned job was dropped from the queue
 
 
 def test_deadline_answers_504_and_keeps_the_cap(digits, monkeypatch):
@@ -288,7 +316,7 @@ def test_deadline_cuts_a_trickling_body(digits):
     assert r.status_code == 504 and error_code(r) == "deadline_exceeded"
 
 
-@pytest.mark.parametrize("kwargs", [{"max_decodes": 0}, {"decode_queue": -1}, {"deadline_s": 0},
+@pytest.mark.parametrize("kwargs", [{"max_decodes": 0}, {"decode_queue": -1}, {"deadline_s": 0}, {"decode_wait_s": 0},
                                     {"deadline_s": float("nan")}, {"max_body_bytes": -1}, {"rate_limit": 0}])
 def test_limits_must_be_positive(digits, kwargs):
     from digitlab.errors import DigitlabError

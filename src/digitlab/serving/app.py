@@ -25,7 +25,15 @@ from digitlab.inference import MAX_IMAGE_PIXELS, Predictor
 from digitlab.layout import RunFiles
 from digitlab.serving.batching import MicroBatcher
 from digitlab.serving.errors import APIError, LastResortMiddleware, error_response, install_error_handlers
-from digitlab.serving.limits import DEFAULT_DEADLINE_S, DeadlineMiddleware, DecodePool, RateLimiter, RateLimitMiddleware
+from digitlab.serving.limits import (
+    DECODE_QUEUE_PER_WORKER,
+    DECODE_WAIT_S,
+    DEFAULT_DEADLINE_S,
+    DeadlineMiddleware,
+    DecodePool,
+    RateLimiter,
+    RateLimitMiddleware,
+)
 from digitlab.serving.routes import STATIC_DIR, ServedModel, Service, router
 from digitlab.serving.schemas import ModelInfo
 from digitlab.serving.security import SecurityHeadersMiddleware, TokenAuthMiddleware, check_token
@@ -103,7 +111,7 @@ class BodyLimitMiddleware:
 
 
 def _check_limits(max_body_bytes: int, max_image_pixels: int, default_top_k: int, max_batch: int,
-                  max_decodes: int, decode_queue: int, deadline_s: float) -> None:
+                  max_decodes: int, decode_queue: int, deadline_s: float, decode_wait_s: float) -> None:
     """DigitlabError naming the first `create_app` limit that is not a positive number."""
     for name, value in (("max_body_bytes", max_body_bytes), ("max_image_pixels", max_image_pixels),
                         ("default_top_k", default_top_k), ("max_batch", max_batch), ("max_decodes", max_decodes)):
@@ -111,8 +119,9 @@ def _check_limits(max_body_bytes: int, max_image_pixels: int, default_top_k: int
             raise DigitlabError(f"create_app: {name}={value!r} must be a whole number >= 1")
     if isinstance(decode_queue, bool) or not isinstance(decode_queue, int) or decode_queue < 0:
         raise DigitlabError(f"create_app: decode_queue={decode_queue!r} must be a whole number >= 0")
-    if not 0 < deadline_s < float("inf"):
-        raise DigitlabError(f"create_app: deadline_s={deadline_s!r} must be a positive number of seconds")
+    for name, seconds in (("deadline_s", deadline_s), ("decode_wait_s", decode_wait_s)):
+        if not 0 < seconds < float("inf"):
+            raise DigitlabError(f"create_app: {name}={seconds!r} must be a positive number of seconds")
 
 
 def create_app(
@@ -128,6 +137,7 @@ def create_app(
     rate_limit: float | None = None,
     max_decodes: int | None = None,
     decode_queue: int | None = None,
+    decode_wait_s: float = DECODE_WAIT_S,
     deadline_s: float = DEFAULT_DEADLINE_S,
 ) -> FastAPI:
     """The recognition service for `models` (name -> run dir / model file path, or a loaded Predictor).
@@ -138,13 +148,15 @@ def create_app(
     for models given as paths. Guards (docs/security.md): `token` requires
     `Authorization: Bearer <token>` on /api/*; `rate_limit` allows each client that many /api/
     requests per second (bursts of max(1, rate_limit)); at most `max_decodes` image decodes run at
-    once (default: the CPU count) with `decode_queue` more waiting (default: as many), the rest
-    503; an /api/ request still running after `deadline_s` seconds is answered 504.
+    once (default: the CPU count) with `decode_queue` more waiting (default: 16 per decoder), each
+    at most `decode_wait_s`, the rest 503; an /api/ request still running after `deadline_s`
+    seconds is answered 504.
     Raises DigitlabError if a model cannot be loaded or a limit is not positive.
     """
     max_decodes = max_decodes if max_decodes is not None else (os.cpu_count() or 1)
-    decode_queue = decode_queue if decode_queue is not None else max_decodes
-    _check_limits(max_body_bytes, max_image_pixels, default_top_k, max_batch, max_decodes, decode_queue, deadline_s)
+    decode_queue = decode_queue if decode_queue is not None else DECODE_QUEUE_PER_WORKER * max_decodes
+    _check_limits(max_body_bytes, max_image_pixels, default_top_k, max_batch, max_decodes, decode_queue, deadline_s,
+                  decode_wait_s)
     limiter = RateLimiter(rate_limit) if rate_limit is not None else None
     if token is not None:
         check_token(token)
@@ -152,7 +164,7 @@ def create_app(
         raise DigitlabError("no model to serve: give a run directory or --model NAME=PATH")
     served = {name: _serve_one(name, source, backend=backend, num_threads=num_threads, max_batch=max_batch)
               for name, source in models.items()}
-    decodes = DecodePool(max_decodes, decode_queue)
+    decodes = DecodePool(max_decodes, decode_queue, decode_wait_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,9 +1,9 @@
 """Bounded work per request and per client: the decode pool, the request deadline and the rate limit.
 
 - `DecodePool`: image decoding and preprocessing (uploads, base64 images, large JSON bodies) run
-  on at most `workers` threads of their own; `queue` more requests may wait for one; beyond that
-  the answer is at once a 503 `busy` with `Retry-After`. JSON pixels never enter it, so they are
-  answered while uploads queue.
+  on at most `workers` threads of their own; `queue` more requests may wait for one, each at most
+  `wait_s`; beyond that the answer is a 503 `busy` with `Retry-After`. JSON pixels never enter it,
+  so they are answered while uploads queue.
 - `DeadlineMiddleware`: an `/api/*` request still running after `deadline_s` (reading a slow body,
   waiting for the pool, decoding) is cancelled and answered 504 `deadline_exceeded`, with
   `Connection: close` so a half-sent body does not keep the connection.
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 import math
@@ -37,16 +36,20 @@ T = TypeVar("T")
 log = logging.getLogger("digitlab.serving")
 
 DEFAULT_DEADLINE_S = 10.0  # a digit photo decodes in milliseconds; ten seconds is a stuck or trickling client
+DECODE_QUEUE_PER_WORKER = 16  # default queue: bursts of uploads wait (briefly) instead of being refused
+DECODE_WAIT_S = 1.0  # longest wait for a decoder before 503: the queue never holds a request for long
 MAX_CLIENTS = 10_000  # rate-limit buckets kept (least recently seen dropped first): bounded memory
 
 
 class DecodePool:
-    """Runs heavy decodes on at most `workers` threads; `queue` more may wait; beyond that APIError 503 busy."""
+    """Runs heavy decodes on at most `workers` threads. Up to `queue` more wait for a thread, each at most
+    `wait_s` seconds; a request beyond the queue, or one that waited too long, gets APIError 503 busy."""
 
-    def __init__(self, workers: int, queue: int) -> None:
-        if workers < 1 or queue < 0:
-            raise DigitlabError(f"decode pool: workers must be >= 1 and queue >= 0, got {workers} and {queue}")
-        self.workers, self.queue = workers, queue
+    def __init__(self, workers: int, queue: int, wait_s: float = DECODE_WAIT_S) -> None:
+        if workers < 1 or queue < 0 or not 0 < wait_s < math.inf:
+            raise DigitlabError(f"decode pool: workers must be >= 1, queue >= 0 and wait_s > 0, got {workers}, "
+                                f"{queue} and {wait_s}")
+        self.workers, self.queue, self.wait_s = workers, queue, wait_s
         self._lock = threading.Lock()
         self._pending = 0  # submitted and not finished (running or queued)
         self._executor: ThreadPoolExecutor | None = None
@@ -60,6 +63,10 @@ class DecodePool:
         with self._lock:
             self._pending -= 1
 
+    def _busy(self, why: str) -> APIError:
+        return APIError(503, "busy", f"the service is busy decoding images ({why}); try again in a moment",
+                        headers={"Retry-After": "1"})
+
     async def run(self, fn: Callable[..., T], *args: object, **kwargs: object) -> T:
         """`fn(*args, **kwargs)` on a pool thread; APIError 503 `busy` (Retry-After: 1) when the pool is full.
 
@@ -68,20 +75,34 @@ class DecodePool:
         """
         with self._lock:
             if self._pending >= self.workers + self.queue:
-                raise APIError(503, "busy", f"the service is decoding {self.workers} images and has {self.queue} "
-                               "more waiting; try again in a moment", headers={"Retry-After": "1"})
+                raise self._busy(f"{self.workers} running, {self.queue} waiting")
             self._pending += 1
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="digitlab-decode")
             executor = self._executor
+        started = threading.Event()
+
+        def job() -> T:
+            started.set()
+            return fn(*args, **kwargs)
+
         try:
-            future = executor.submit(functools.partial(fn, *args, **kwargs))
+            future = executor.submit(job)
         except BaseException:
             with self._lock:
                 self._pending -= 1
             raise
         future.add_done_callback(self._done)
-        return await asyncio.wrap_future(future)  # cancelling this cancels the job if it has not started
+        waiting = asyncio.wrap_future(future)  # cancelling this cancels the job if it has not started
+        if not started.is_set():
+            try:
+                await asyncio.wait({waiting}, timeout=self.wait_s)
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+            if not waiting.done() and future.cancel():  # still queued after wait_s: give up on it
+                raise self._busy(f"no decoder was free within {self.wait_s:g} s")
+        return await waiting
 
     def close(self) -> None:
         """Drop queued jobs and let the threads end (server shutdown); a later `run` starts new threads."""
