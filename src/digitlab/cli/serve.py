@@ -77,12 +77,12 @@ def model_sources(run: str | None, pairs: list[str]) -> dict[str, str]:
         name = (path if path.is_dir() else path.resolve().parent).resolve().name or "model"
         models[name] = str(path)
     for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name or not path:
+        name, sep, where = pair.partition("=")
+        if not sep or not name or not where:
             raise DigitlabError(f"--model {pair!r}: write it as NAME=PATH, e.g. --model fashion=runs/fashion")
         if name in models:
             raise DigitlabError(f"--model {pair!r}: the name {name!r} is already used; pick another NAME")
-        models[name] = path
+        models[name] = where
     if not models:
         raise DigitlabError("no model to serve: give a run directory (digitlab serve runs/demo) or --model NAME=PATH")
     return models

@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,7 +59,7 @@ class DecodePool:
         """Decodes running or waiting right now."""
         return self._pending
 
-    def _done(self, _: Future[object]) -> None:
+    def _done(self, _: Future[Any]) -> None:
         with self._lock:
             self._pending -= 1
 

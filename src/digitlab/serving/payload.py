@@ -67,12 +67,13 @@ def parse_json(body: bytes, *, allow_pixels: bool = True) -> Payload:
         what = ("exactly one of \"image\" (base64 or data URL of a PNG/JPEG) and \"pixels\" (784 numbers or 28x28)"
                 if allow_pixels else "\"image\" (base64 or data URL of a PNG/JPEG)")
         raise APIError(422, "missing_input", f"send {what}")
-    common = {"model": model, "top_k": top_k, "reject_threshold": threshold}
     if has_image:
         if obj.get("scale") is not None:
             raise APIError(422, "invalid_parameter", "\"scale\" applies to \"pixels\" only")
-        return Payload("base64", image_bytes=decode_base64(obj["image"]), **common)
-    return Payload("pixels", pixels=parse_pixels(obj["pixels"], obj.get("scale")), **common)
+        return Payload("base64", image_bytes=decode_base64(obj["image"]), model=model, top_k=top_k,
+                       reject_threshold=threshold)
+    return Payload("pixels", pixels=parse_pixels(obj["pixels"], obj.get("scale")), model=model, top_k=top_k,
+                   reject_threshold=threshold)
 
 
 def parse_top_k(value: Any) -> int | None:

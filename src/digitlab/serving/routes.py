@@ -162,11 +162,12 @@ async def read(
     service = _service(request)
     payload = await read_payload(request, allow_pixels=False)
     chosen = service.choose(model or payload.model)
-    assert payload.image_bytes is not None
+    data = payload.image_bytes
+    assert data is not None
 
     def work() -> Any:
         try:
-            return chosen.predictor.read(payload.image_bytes, name="uploaded image",
+            return chosen.predictor.read(data, name="uploaded image",
                                          max_pixels=service.max_image_pixels)
         except DigitlabError as exc:
             raise api_error(exc) from None
