@@ -1,0 +1,338 @@
+"""The ink of a picture: paper and lighting removed, ink thresholded, notebook lines taken out.
+
+`find_ink(pixels)` works on the bounded-size uint8 picture `preprocess` makes (grey (h, w) or RGB
+(h, w, 3)) and returns an `InkMap`: how dark each pixel is against the paper under its own light
+(`darkness`, uint8, 0 = paper) and which pixels are ink (`mask`), with the lines of ruled and
+squared paper removed. Everything is whole-array OpenCV/NumPy work, at most ~1 megapixel.
+
+How, and why:
+- Flat pictures (drawings, scans, MNIST itself: most of the border and much of the picture within a
+  few levels of the border's median) are used as they are: darkness = 1 - pixel / paper.
+- Anything else is a photo, whose paper is lit unevenly: the paper under its light is estimated
+  by a morphological closing (a max then a min filter, wider than any pen stroke) at a reduced
+  size. A closing keeps the sharp edge of a shadow where a blur would smear it into a dark band,
+  and it takes the desk or a large shadow for what they are, background. Darkness = 1 - pixel /
+  background.
+- Polarity: ink is whichever extreme lies farther from the paper level (the border's median in a
+  flat picture, the picture's median in a photo), so white-on-black drawings are inverted first.
+- Colour: darkness is the largest of the three channels' darkness, so blue ballpoint and coloured
+  markers (weak in luminance, strong in red or green) stand out like black ink.
+- Ink: hysteresis thresholds set by the paper's measured noise and the ink's own contrast.
+- Lines: long straight segments (probabilistic Hough on the ink mask) that are thin for their
+  length and run to the picture's border (or nearly across it) are the paper's printing; their
+  pixels are removed except where ink crosses them (where the ink's run across the line is longer
+  than the line is thick), so a digit crossed by a rule keeps its strokes. A digit's own straight
+  strokes (a 1, the bar of a 7) are short and thick for their length, and end inside the picture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+FLAT_LEVELS = 3  # a pixel within this many levels (0-255) of the paper is plain background
+FLAT_SHARE = 0.5  # a picture with at least this share of plain background pixels is flat (no lighting)
+BG_SIDE = 256  # the paper's lighting is estimated at this long side (it varies slowly, or in sharp shadow edges)
+BG_KERNEL = 0.3  # closing width / the picture's shorter side: wider than a marker stroke, narrower than a shadow
+MIN_CONTRAST = 10  # ink must be at least this dark (0-255) against the paper, else the picture is blank
+HIGH_SIGMA, LOW_SIGMA = 6.0, 3.5  # hysteresis thresholds in paper-noise sigmas...
+HIGH_MIN, LOW_MIN = 32, 16  # ...but at least these darknesses (0-255) in photos...
+HIGH_REL, LOW_REL = 0.45, 0.25  # ...and these shares of the ink's typical darkness
+LINE_HOUGH_LENGTH = 0.12  # Hough segments from this share of the shorter side are joined into lines...
+LINE_MIN_LENGTH = 0.3  # ...and a notebook line is at least this share of the picture's extent along it...
+LINE_ACROSS = 0.8  # ...and reaches the border, or spans this share of the extent
+LINE_BORDER = 0.03  # "reaches the border": an end within this share of the extent from it
+LINE_MAX_THICKNESS = 0.05  # a line's thickness / length at most (a written 1 is thicker for its length)
+HOUGH_SIDE = 512  # larger masks are searched for lines at half size
+BORDER_CONTACT = 0.25  # a component touching the border for this share of its longer side is not writing
+LINE_MAX_ANGLE = 30.0  # degrees from horizontal or vertical: notebook lines photographed at an angle
+
+
+@dataclass(frozen=True)
+class InkMap:
+    """The ink of a picture of size (h, w).
+
+    darkness: uint8 (h, w), how much darker than the paper under its light each pixel is (0 = paper,
+        255 = black), noise included. mask: uint8 (h, w), 1 on ink (notebook lines removed), else 0.
+    noise: the paper's noise sigma in darkness levels. flat: no lighting was removed (a drawing or scan).
+    lines: how many notebook line segments were removed.
+    """
+
+    darkness: np.ndarray
+    mask: np.ndarray
+    noise: float
+    flat: bool
+    lines: int
+
+    @property
+    def blank(self) -> bool:
+        """True when no ink was found."""
+        return not self.mask.any()
+
+
+def find_ink(pixels: np.ndarray) -> InkMap:
+    """The InkMap of a uint8 picture, grey (h, w) or RGB (h, w, 3), any polarity."""
+    grey = _grey(pixels)
+    small = _shrunk(pixels, BG_SIDE)  # area averaging: a hot pixel or a speck does not count
+    flat, paper = _flat_paper(grey)
+    if _light_on_dark(_grey(small), paper):
+        pixels, small = cv2.bitwise_not(pixels), cv2.bitwise_not(small)
+    darkness = _darkness(pixels, small, flat)
+    noise = _noise(darkness, flat)
+    mask = _hysteresis(darkness, noise, flat)
+    mask, lines = remove_lines(mask)
+    return InkMap(darkness, mask, noise, flat, lines)
+
+
+def _grey(pixels: np.ndarray) -> np.ndarray:
+    return pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+
+
+def _shrunk(image: np.ndarray, side: int) -> np.ndarray:
+    """`image` resized (area average) so its long side is at most `side`."""
+    h, w = image.shape[:2]
+    if max(h, w) <= side:
+        return image
+    s = side / max(h, w)
+    return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _border(grey: np.ndarray) -> np.ndarray:
+    return np.concatenate([grey[0], grey[-1], grey[1:-1, 0], grey[1:-1, -1]])
+
+
+def _flat_paper(grey: np.ndarray) -> tuple[bool, float]:
+    """(whether the background is flat, the paper level): the border's median when it is, else the picture's.
+
+    Flat: most of the border, and a good share of the whole picture, lie within FLAT_LEVELS of the
+    border's median (a drawing, a scan, an MNIST image; a filled object may cover most of it).
+    """
+    border = _border(grey)
+    level = int(np.median(border))
+    near = cv2.absdiff(grey, np.full_like(grey, level)) <= FLAT_LEVELS
+    near_border = np.count_nonzero(np.abs(border.astype(np.int16) - level) <= FLAT_LEVELS)
+    flat = near_border >= FLAT_SHARE * border.size and np.count_nonzero(near) >= FLAT_SHARE / 2 * grey.size
+    return bool(flat), float(level) if flat else float(_median_level(grey))
+
+
+def _light_on_dark(small: np.ndarray, paper: float) -> bool:
+    """True when the ink is lighter than the paper (a white-on-black drawing): the farther extreme is ink."""
+    below, above = paper - float(small.min()), float(small.max()) - paper
+    return below < above or (below == above and paper < 128)  # no contrast at all: dark means background
+
+
+def _median_level(channel: np.ndarray) -> int:
+    return int(percentile_u8(channel, 50))
+
+
+def percentile_u8(image: np.ndarray, q: float, mask: np.ndarray | None = None) -> float:
+    """The q-th percentile (0-100) of uint8 `image`'s values (where `mask` uint8 is non-zero), by histogram."""
+    hist = cv2.calcHist([image], [0], mask, [256], [0, 256]).ravel()
+    total = float(hist.sum())
+    if total == 0:
+        return 0.0
+    return float(np.searchsorted(np.cumsum(hist), q / 100 * total))
+
+
+def _darkness(pixels: np.ndarray, small: np.ndarray, flat: bool) -> np.ndarray:
+    """darkness uint8 (h, w): the largest channel's 255 * (1 - pixel / paper), 0 where lighter than the paper.
+
+    Flat pictures: the paper is each channel's border median. Photos: the paper as lit (`_lighting`).
+    """
+    channels = pixels.reshape(*pixels.shape[:2], -1)
+    if flat:
+        levels = [max(1, int(np.median(_border(np.ascontiguousarray(channels[..., c])))))
+                  for c in range(channels.shape[2])]
+        background = np.empty_like(channels)
+        background[...] = np.asarray(levels, np.uint8)
+    else:
+        background = _lighting(small, pixels.shape[:2]).reshape(channels.shape)
+    ratio = cv2.divide(channels, np.maximum(background, 1), scale=255.0)  # uint8, saturates at 255 (paper)
+    ratio = ratio.reshape(channels.shape)
+    planes = cv2.split(ratio)
+    lightest = planes[0] if len(planes) == 1 else cv2.min(cv2.min(planes[0], planes[1]), planes[2])
+    return cv2.bitwise_not(lightest)
+
+
+def _lighting(small: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The paper as lit, uint8 of `shape` (h, w): a closing of `small` (the picture at BG_SIDE) removes
+    the ink, then a 1-px min filter, resized to `shape`.
+
+    The final min filter biases the estimate dark by a pixel of the reduced size, so where the
+    lighting steps (a shadow's edge) the resized estimate errs on the dark side: paper, not ink.
+    """
+    h, w = shape
+    k = max(3, int(BG_KERNEL * min(small.shape[:2])) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.erode(paper, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    if paper.shape[:2] == (h, w):
+        return paper
+    return cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _noise(darkness: np.ndarray, flat: bool) -> float:
+    """The paper's noise sigma in darkness levels: from the border (flat pictures) or the lighter half (photos).
+
+    Paper noise is folded at 0 (pixels lighter than the paper estimate count as 0), so sigma is the
+    half-normal median of the positive ones: 0.6745 sigma. When few of those pixels are above 0
+    (under a quarter: an exactly flat drawing, or a stroke touching the border), it is 0; so it is
+    when it would exceed a quarter of the ink's contrast (an object filling the frame, not noise).
+    """
+    if flat:
+        paper = _border(darkness)
+    else:
+        sample = darkness[::3, ::3] if darkness.size > 90_000 else darkness
+        paper = sample[sample <= np.median(sample)]
+    positive = paper[paper > 0]
+    if positive.size < 0.25 * max(paper.size, 1):
+        return 0.0
+    sigma = float(np.median(positive)) / 0.6745
+    return 0.0 if 3 * sigma > 0.25 * float(darkness.max()) else sigma
+
+
+def _hysteresis(darkness: np.ndarray, noise: float, flat: bool) -> np.ndarray:
+    """uint8 (h, w) 0/1: pixels above the low threshold connected to one above the high threshold."""
+    high_min = MIN_CONTRAST if flat else HIGH_MIN
+    low_min = 0 if flat else LOW_MIN
+    high0 = max(HIGH_SIGMA * noise, high_min)
+    strong = darkness > high0
+    if not strong.any():
+        return np.zeros(darkness.shape, np.uint8)
+    typical = percentile_u8(darkness, 90, strong.view(np.uint8))
+    high = max(high0, HIGH_REL * typical)
+    low = max(LOW_SIGMA * noise, low_min, LOW_REL * typical)
+    weak = (darkness > low).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[labels[darkness > high]] = True
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
+def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """(`mask` without the notebook lines (uint8 0/1), how many line segments were found).
+
+    Pixels of a line are removed unless ink runs across the line for longer than it is thick
+    (a stroke crossing it): those are kept, so the digit is not cut where a rule crossed it.
+    """
+    h, w = mask.shape
+    if min(h, w) < 32:
+        return mask, 0
+    segments = _line_segments(mask)
+    if not segments:
+        return mask, 0
+    out = mask.copy()
+    for horizontal in (True, False):
+        group = [s for s in segments if s[4] == horizontal]
+        if not group:
+            continue
+        thick = max(s[5] for s in group)
+        zone = np.zeros_like(mask)
+        for x0, y0, x1, y1, _, _, width in group:
+            cv2.line(zone, (x0, y0), (x1, y1), 1, thickness=int(np.ceil(width)))
+        across = int(np.ceil(thick * 1.5)) + 2  # a run across the line longer than this is a crossing stroke
+        kernel = np.ones((across, 1) if horizontal else (1, across), np.uint8)
+        crossing = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        out[(zone > 0) & (crossing == 0)] = 0
+    return out, len(segments)
+
+
+def _line_segments(mask: np.ndarray) -> list[tuple[int, int, int, int, bool, float, float]]:
+    """Notebook-line segments in `mask`: (x0, y0, x1, y1, horizontal, thickness px, width px of the zone to clear).
+
+    Hough segments on one straight line (a rule broken by faint stretches, a page edge's dotted
+    rim) are joined first, so a line's length and reach are those of the whole line.
+    """
+    h, w = mask.shape
+    step = 2 if max(h, w) > HOUGH_SIDE else 1  # Hough at half size: 4x fewer votes, lines stay (area > 0)
+    coarse = mask
+    if step == 2:
+        coarse = (cv2.resize(mask, (w // 2, h // 2), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+    min_len = int(LINE_HOUGH_LENGTH * min(h, w) / step)
+    found = cv2.HoughLinesP(coarse, 1, np.pi / 360, threshold=max(10, min_len // 2), minLineLength=min_len,
+                            maxLineGap=max(3, min(h, w) // (60 * step)))
+    if found is None:
+        return []
+    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    out = []
+    for x0, y0, x1, y1, spread in _collinear(found.reshape(-1, 4).astype(np.float64) * step, max(3.0, min(h, w) / 150)):
+        angle = abs(np.degrees(np.arctan2(y1 - y0, x1 - x0))) % 180
+        angle = min(angle, 180 - angle)  # 0 = horizontal, 90 = vertical
+        horizontal = angle <= LINE_MAX_ANGLE
+        if not horizontal and angle < 90 - LINE_MAX_ANGLE:
+            continue
+        length = float(np.hypot(x1 - x0, y1 - y0))
+        extent = w if horizontal else h
+        lo, hi = (min(x0, x1), max(x0, x1)) if horizontal else (min(y0, y1), max(y0, y1))
+        reaches = lo <= LINE_BORDER * extent or hi >= (1 - LINE_BORDER) * extent - 1
+        if length < LINE_MIN_LENGTH * extent or not (reaches or length >= LINE_ACROSS * extent):
+            continue
+        t = np.linspace(0, 1, 64)
+        xs = np.clip(np.rint(x0 + t * (x1 - x0)).astype(int), 0, w - 1)
+        ys = np.clip(np.rint(y0 + t * (y1 - y0)).astype(int), 0, h - 1)
+        thickness = max(1.0, 2.0 * float(np.median(dist[ys, xs])) - 1.0)
+        if thickness > LINE_MAX_THICKNESS * length:
+            continue
+        # the zone to clear also covers where the joined segments lay and the half-size rounding
+        out.append((int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1)), horizontal, thickness,
+                    thickness + 2 * spread + step + 2))
+    return out
+
+
+def _collinear(segments: np.ndarray, tolerance: float) -> list[tuple[float, float, float, float, float]]:
+    """Segments (k, 4) joined when they lie on one line (angle within 2 degrees, ends within `tolerance` px of it).
+
+    Returns (x0, y0, x1, y1, spread): the joined line along its longest member, and how far (px)
+    the members' ends lie from it.
+    """
+    k = len(segments)
+    d = segments[:, 2:] - segments[:, :2]
+    length = np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)
+    u = d / length[:, None]  # unit directions
+    normal = np.stack([-u[:, 1], u[:, 0]], 1)
+    parent = list(range(k))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    cos_tol = np.cos(np.radians(2.0))
+    for i in range(k):
+        for j in range(i + 1, k):
+            if abs(float(u[i] @ u[j])) < cos_tol:
+                continue
+            off = np.abs((segments[j].reshape(2, 2) - segments[i, :2]) @ normal[i])
+            if off.max() <= tolerance:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(k):
+        groups.setdefault(root(i), []).append(i)
+    out = []
+    for members in groups.values():
+        ref = members[int(np.argmax(length[members]))]
+        pts = segments[members].reshape(-1, 2)
+        t = (pts - segments[ref, :2]) @ u[ref]
+        spread = float(np.abs((pts - segments[ref, :2]) @ normal[ref]).max())
+        a, b = segments[ref, :2] + t.min() * u[ref], segments[ref, :2] + t.max() * u[ref]
+        out.append((float(a[0]), float(a[1]), float(b[0]), float(b[1]), spread))
+    return out
+
+
+def on_border(labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """bool (n,): components (OpenCV labels and stats) lying along the picture's border: the desk, a page edge.
+
+    A component counts when its pixels on one side of the border run for at least BORDER_CONTACT of
+    its longer side: a strip of desk or shadow does; a digit whose stroke ends touch the edges
+    (even a thick 1 cropped tightly at top and bottom) does not.
+    """
+    n = len(stats)
+    longer = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    out = np.zeros(n, bool)
+    for side in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        out |= np.bincount(side, minlength=n) >= BORDER_CONTACT * longer
+    out[0] = False
+    return out

@@ -1,0 +1,73 @@
+"""`read`: every digit in a picture, as text; the one implementation behind `Predictor.read`, the CLI and the API.
+
+The picture is cleaned exactly as for a single digit (`digitlab.inference.preprocess` and
+`digitlab.inference.ink`), segmented into digits (`digitlab.inference.segment`), and every piece
+is normalised like a single digit and classified in one batched call of the predictor's
+`predict_prepared`, whose `Prediction.rejected` (a not-a-digit score, when the model has one)
+rejects pieces alongside the cheap checks (a speck, a dash). Rejected pieces stay in
+`Reading.digits` (rejected=True, with the reason) and are left out of `Reading.text`.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from digitlab.inference.ink import find_ink
+from digitlab.inference.prediction import Prediction, ReadDigit, Reading
+from digitlab.inference.preprocess import (
+    MAX_IMAGE_PIXELS,
+    Box,
+    ImageInput,
+    faint_components,
+    load_image,
+    picture,
+    piece_ink,
+    to_profile,
+)
+from digitlab.inference.segment import segment
+
+if TYPE_CHECKING:
+    from digitlab.inference.predictor import Predictor
+
+
+def read(predictor: Predictor, image: ImageInput, *, name: str | None = None,
+         max_pixels: int = MAX_IMAGE_PIXELS) -> Reading:
+    """Every digit in `image` (a path, file bytes, binary file, PIL image or array), read left to right,
+    lines top to bottom (joined by "\\n"). Boxes are [x0, y0, x1, y1) in the input's pixels.
+
+    A blank picture reads as "" with no digits. Raises DigitlabError (naming `name`) for files
+    that cannot be read and arrays that are not images.
+    """
+    label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+    source: Any = image if isinstance(image, (np.ndarray, Image.Image)) else load_image(
+        image, name=label, max_pixels=max_pixels)
+    pic = picture(source, name=label)
+    ink = find_ink(pic.pixels)
+    faint = faint_components(ink)
+    profile = predictor.preprocessing
+
+    def normalise(own: np.ndarray, box: Box) -> np.ndarray:
+        return to_profile(piece_ink(ink, own, box, faint)[0], profile)
+
+    def classify(x: np.ndarray) -> Sequence[Prediction]:
+        return predictor.predict_prepared(x, top_k=1)
+
+    lines = segment(ink, classify, normalise)
+    digits: list[ReadDigit] = []
+    texts: list[str] = []
+    for line in lines:
+        text = ""
+        for piece in line:
+            p = piece.prediction
+            digits.append(ReadDigit(label=p.label, class_name=p.class_name, probability=p.probability,
+                                    box=pic.to_input(piece.box), rejected=piece.reason is not None,
+                                    reason=piece.reason))
+            if piece.reason is None:
+                text += p.class_name
+        if text:
+            texts.append(text)
+    return Reading(text="\n".join(texts), digits=digits, model_id=predictor.model_id)
