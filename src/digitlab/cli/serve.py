@@ -15,7 +15,7 @@ from typing import Any
 
 from digitlab.errors import DigitlabError
 
-TOKEN_ENV = "DIGITLAB_TOKEN"  # as digitlab.serving.security.TOKEN_ENV (not imported: --help stays fast)
+TOKEN_ENV = "DIGITLAB_TOKEN"  # the token's environment variable (the library takes create_app(token=...))
 MAX_BODY_MB = 64  # the largest image file digitlab.inference.load_image reads (MAX_FILE_BYTES)
 LOOPBACK_NAMES = ("localhost",)
 
@@ -182,8 +182,14 @@ def run(args: argparse.Namespace) -> int:
     """Check the options, load the models, bind the port and serve until interrupted."""
     import uvicorn
 
+    from digitlab.serving.security import MIN_TOKEN_CHARS
+
     options = check_args(args)
     models = model_sources(args.run, args.model)
+    if "token" in options and len(options["token"]) < MIN_TOKEN_CHARS:
+        print(f"digitlab: warning: the token has only {len(options['token'])} characters, easy to guess; use "
+              f"{MIN_TOKEN_CHARS} or more: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+              file=sys.stderr)
     common: dict[str, Any] = {
         "host": args.host, "port": args.port, "access_log": args.access_log, "log_level": "info",
         "log_config": _log_config(), "timeout_keep_alive": args.keep_alive,

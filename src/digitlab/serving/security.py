@@ -19,8 +19,7 @@ from digitlab.errors import DigitlabError
 from digitlab.serving.errors import error_response
 
 API_PREFIX = "/api/"
-TOKEN_ENV = "DIGITLAB_TOKEN"
-MIN_TOKEN_CHARS = 16  # shorter tokens are accepted with a warning by `digitlab serve`
+MIN_TOKEN_CHARS = 16  # shorter tokens are accepted, with a warning from `digitlab serve`
 
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
                            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
