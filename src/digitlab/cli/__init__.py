@@ -10,10 +10,10 @@ import sys
 from collections.abc import Sequence
 
 from digitlab import __version__
-from digitlab.cli import data, evaluate, export, plot, predict, serve, train
+from digitlab.cli import data, evaluate, export, plot, predict, read, serve, train
 from digitlab.errors import DigitlabError
 
-COMMANDS = (data, train, evaluate, predict, export, plot, serve)
+COMMANDS = (data, train, evaluate, predict, read, export, plot, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,95 @@
+"""`digitlab read`: read every digit in image files (whole numbers, several lines) with a trained model."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from digitlab.cli._model import MODEL_HELP, split_model
+from digitlab.inference.predictor import BACKENDS
+
+if TYPE_CHECKING:
+    from digitlab.inference.prediction import Reading
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this command to the parser."""
+    p = sub.add_parser(
+        "read",
+        help="read the number (every digit) written in image files",
+        description="Find every digit in PNG/JPEG/... images (phone photos of paper, scans, drawings) and read "
+                    "them left to right, lines top to bottom. The picture is cleaned as for `digitlab predict` "
+                    "(lighting, ink colour, ruled or squared paper), split into digits (strokes of one digit "
+                    "merged, touching digits cut, by the model's confidence), and each digit normalised like "
+                    "MNIST and classified in one batch. Folders are searched recursively. A file that cannot be "
+                    "read gets an error on stderr; the others are still read (exit code 1 if any failed).",
+    )
+    p.add_argument("paths", nargs="+", metavar="[RUN] FILE_OR_FOLDER",
+                   help=f"RUN: {MODEL_HELP}; then image files or folders of them")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per line per file: file, text, digits (label, class_name, probability, "
+                        "box [x0, y0, x1, y1] in the image's pixels, rejected, reason), model_id "
+                        "(default: a text line per file, `file: text`)")
+    p.add_argument("--digits", action="store_true",
+                   help="text mode: also one indented line per digit found (class, probability, box, why rejected) "
+                        "(default: off)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="inference backend (default: auto: the run's int8 ONNX model when it has an up-to-date "
+                        "one, else ONNX Runtime when installed, else PyTorch)")
+    p.set_defaults(func=run)
+
+
+def _expand(inputs: list[str]) -> Iterator[Path]:
+    """Files as given; folders -> their image files, recursively, sorted."""
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path  # missing files are reported per file by load_image
+
+
+def format_reading(name: str, reading: Reading, *, digits: bool = False) -> str:
+    """`name: text` (lines of a multi-line number joined by " / "), and with `digits` a line per digit found."""
+    text = " / ".join(reading.text.split("\n")) if reading.text else "(no digits found)"
+    lines = [f"{name}: {text}"]
+    if digits:
+        for d in reading.digits:
+            box = ",".join(str(v) for v in d.box)
+            note = f"  rejected: {d.reason}" if d.rejected else ""
+            lines.append(f"  {d.class_name}  {d.probability:.1%}  box {box}{note}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read every input file, print one line (or JSON object) per file."""
+    from digitlab.errors import DigitlabError
+    from digitlab.inference import Predictor
+
+    model, inputs = split_model(args.paths)
+    if not inputs:
+        raise DigitlabError(f"{model}: no images to read; give image files or folders after the model")
+    files = list(_expand(inputs))
+    if not files:
+        raise DigitlabError(f"{' '.join(inputs)}: no image files found; give files or folders holding them")
+    predictor = Predictor.load(model, backend=args.backend)
+    failed = 0
+    for path in files:
+        try:
+            reading = predictor.read(path, name=str(path))
+        except DigitlabError as exc:
+            failed += 1
+            print(f"digitlab: error: {exc}", file=sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps({"file": str(path), **reading.model_dump()}))
+        else:
+            print(format_reading(str(path), reading, digits=args.digits))
+    if failed:
+        print(f"digitlab: {failed} of {len(files)} input files failed", file=sys.stderr)
+    return 1 if failed else 0
