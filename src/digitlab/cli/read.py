@@ -1,4 +1,7 @@
-"""`digitlab read`: read every digit in image files (whole numbers, several lines) with a trained model."""
+"""`digitlab read`: read every digit in image files (whole numbers, several lines) with a trained model.
+
+A thin shell over `digitlab.inference.reading.read` (what `Predictor.read` and the API's /api/read run).
+"""
 from __future__ import annotations
 
 import argparse
@@ -70,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     """Read every input file, print one line (or JSON object) per file."""
     from digitlab.errors import DigitlabError
     from digitlab.inference import Predictor
+    from digitlab.inference.reading import read  # what Predictor.read runs
 
     model, inputs = split_model(args.paths)
     if not inputs:
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in files:
         try:
-            reading = predictor.read(path, name=str(path))
+            reading = read(predictor, path, name=str(path))
         except DigitlabError as exc:
             failed += 1
             print(f"digitlab: error: {exc}", file=sys.stderr)
