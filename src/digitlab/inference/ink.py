@@ -14,12 +14,15 @@ How, and why:
   and it takes the desk or a large shadow for what they are, background. Darkness = 1 - pixel /
   background.
 - Polarity: ink is whichever extreme lies farther from the paper level (the border's median in a
-  flat picture, the picture's median in a photo), so white-on-black drawings are inverted first.
+  flat picture, the picture's median in a photo), so white-on-black drawings are inverted first;
+  but a photo is dark ink on paper unless its paper is dark too (chalk): paper mostly in shadow
+  is still paper.
 - Colour: darkness is the largest of the three channels' darkness, so blue ballpoint and coloured
   markers (weak in luminance, strong in red or green) stand out like black ink.
 - Ink: hysteresis thresholds set by the paper's measured noise and the ink's own contrast.
 - Lines: long straight segments (probabilistic Hough on the ink mask) that are thin for their
-  length and run to the picture's border (or nearly across it) are the paper's printing; their
+  length and run to the picture's border (or nearly across it) are the paper's printing, and so
+  are shorter ones alike in thickness and direction (the family of rules or squares); their
   pixels are removed except where ink crosses them (where the ink's run across the line is longer
   than the line is thick), so a digit crossed by a rule keeps its strokes. A digit's own straight
   strokes (a 1, the bar of a 7) are short and thick for their length, and end inside the picture.
@@ -35,6 +38,7 @@ FLAT_LEVELS = 3  # a pixel within this many levels (0-255) of the paper is plain
 FLAT_SHARE = 0.5  # a picture with at least this share of plain background pixels is flat (no lighting)
 BG_SIDE = 256  # the paper's lighting is estimated at this long side (it varies slowly, or in sharp shadow edges)
 BG_KERNEL = 0.3  # closing width / the picture's shorter side: wider than a marker stroke, narrower than a shadow
+DARK_PAPER = 80  # a photo whose paper level (median) is below this may hold light ink (chalk on a board)
 MIN_CONTRAST = 10  # ink must be at least this dark (0-255) against the paper, else the picture is blank
 HIGH_SIGMA, LOW_SIGMA = 6.0, 3.5  # hysteresis thresholds in paper-noise sigmas...
 HIGH_MIN, LOW_MIN = 32, 16  # ...but at least these darknesses (0-255) in photos...
@@ -46,6 +50,8 @@ LINE_BORDER = 0.03  # "reaches the border": an end within this share of the exte
 LINE_MAX_THICKNESS = 0.05  # a line's thickness / length at most (a written 1 is thicker for its length)
 HOUGH_SIDE = 512  # larger masks are searched for lines at half size
 BORDER_CONTACT = 0.25  # a component touching the border for this share of its longer side is not writing
+FAMILY_THICKNESS = 1.6  # a line at most this times (+1 px) the family's median thickness belongs to it...
+FAMILY_ANGLE = 3.0  # ...and within this many degrees of its median direction
 LINE_MAX_ANGLE = 30.0  # degrees from horizontal or vertical: notebook lines photographed at an angle
 
 
@@ -76,7 +82,7 @@ def find_ink(pixels: np.ndarray) -> InkMap:
     grey = _grey(pixels)
     small = _shrunk(pixels, BG_SIDE)  # area averaging: a hot pixel or a speck does not count
     flat, paper = _flat_paper(grey)
-    if _light_on_dark(_grey(small), paper):
+    if _light_on_dark(_grey(small), paper, flat):
         pixels, small = cv2.bitwise_not(pixels), cv2.bitwise_not(small)
     darkness = _darkness(pixels, small, flat)
     noise = _noise(darkness, flat)
@@ -116,10 +122,16 @@ def _flat_paper(grey: np.ndarray) -> tuple[bool, float]:
     return bool(flat), float(level) if flat else float(_median_level(grey))
 
 
-def _light_on_dark(small: np.ndarray, paper: float) -> bool:
-    """True when the ink is lighter than the paper (a white-on-black drawing): the farther extreme is ink."""
+def _light_on_dark(small: np.ndarray, paper: float, flat: bool) -> bool:
+    """True when the ink is lighter than the paper (a white-on-black drawing, chalk on a board).
+
+    The extreme farther from the paper level is ink; but a photo is taken as dark ink on paper
+    unless its paper level is itself dark (below DARK_PAPER): paper lying mostly in a shadow is
+    still paper, and the light gaps between dark strokes are not light strokes.
+    """
     below, above = paper - float(small.min()), float(small.max()) - paper
-    return below < above or (below == above and paper < 128)  # no contrast at all: dark means background
+    light = below < above or (below == above and paper < 128)  # no contrast at all: dark means background
+    return light and (flat or paper < DARK_PAPER)
 
 
 def _median_level(channel: np.ndarray) -> int:
@@ -220,11 +232,11 @@ def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
     h, w = mask.shape
     if min(h, w) < 32:
         return mask, 0
-    segments = _line_segments(mask)
+    segments, lines = _line_segments(mask)
     if not segments:
         return mask, 0
     out = mask.copy()
-    for horizontal in (True, False):
+    for horizontal in (True, False):  # vertical lines after horizontal ones: their crossings go too
         group = [s for s in segments if s[4] == horizontal]
         if not group:
             continue
@@ -234,13 +246,14 @@ def remove_lines(mask: np.ndarray) -> tuple[np.ndarray, int]:
             cv2.line(zone, (x0, y0), (x1, y1), 1, thickness=int(np.ceil(width)))
         across = int(np.ceil(thick * 1.5)) + 2  # a run across the line longer than this is a crossing stroke
         kernel = np.ones((across, 1) if horizontal else (1, across), np.uint8)
-        crossing = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+        crossing = cv2.morphologyEx(out, cv2.MORPH_OPEN, kernel)
         out[(zone > 0) & (crossing == 0)] = 0
-    return out, len(segments)
+    return out, lines
 
 
-def _line_segments(mask: np.ndarray) -> list[tuple[int, int, int, int, bool, float, float]]:
-    """Notebook-line segments in `mask`: (x0, y0, x1, y1, horizontal, thickness px, width px of the zone to clear).
+def _line_segments(mask: np.ndarray) -> tuple[list[tuple[int, int, int, int, bool, float, float]], int]:
+    """(the zone to clear of the notebook lines in `mask`, as segments (x0, y0, x1, y1, horizontal,
+    thickness px, width px), how many lines).
 
     Hough segments on one straight line (a rule broken by faint stretches, a page edge's dotted
     rim) are joined first, so a line's length and reach are those of the whole line.
@@ -249,43 +262,113 @@ def _line_segments(mask: np.ndarray) -> list[tuple[int, int, int, int, bool, flo
     step = 2 if max(h, w) > HOUGH_SIDE else 1  # Hough at half size: 4x fewer votes, lines stay (area > 0)
     coarse = mask
     if step == 2:
-        coarse = (cv2.resize(mask, (w // 2, h // 2), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+        coarse = (cv2.resize(mask * np.uint8(255), (w // 2, h // 2), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
     min_len = int(LINE_HOUGH_LENGTH * min(h, w) / step)
     found = cv2.HoughLinesP(coarse, 1, np.pi / 360, threshold=max(10, min_len // 2), minLineLength=min_len,
                             maxLineGap=max(3, min(h, w) // (60 * step)))
     if found is None:
-        return []
+        return [], 0
     dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
     out = []
-    for x0, y0, x1, y1, spread in _collinear(found.reshape(-1, 4).astype(np.float64) * step, max(3.0, min(h, w) / 150)):
-        angle = abs(np.degrees(np.arctan2(y1 - y0, x1 - x0))) % 180
-        angle = min(angle, 180 - angle)  # 0 = horizontal, 90 = vertical
-        horizontal = angle <= LINE_MAX_ANGLE
-        if not horizontal and angle < 90 - LINE_MAX_ANGLE:
+    lines = 0
+    segments = found.reshape(-1, 4).astype(np.float64) * step
+    # each segment's thickness from the distance transform's local maximum (3 px around), so a
+    # segment along the edge of a thick stroke counts as thick, not as a thin rule
+    ridge = cv2.dilate(dist, np.ones((7, 7), np.uint8))
+    thin = np.array([_thickness(seg, ridge) for seg in segments])
+    candidates = []
+    for (x0, y0, x1, y1), members in _collinear(segments, max(3.0, min(h, w) / 120), thin):
+        angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0))) % 180  # 0..180, 0 = horizontal
+        tilt = min(angle, 180 - angle)  # 0 = horizontal, 90 = vertical
+        horizontal = tilt <= LINE_MAX_ANGLE
+        if not horizontal and tilt < 90 - LINE_MAX_ANGLE:
             continue
         length = float(np.hypot(x1 - x0, y1 - y0))
         extent = w if horizontal else h
         lo, hi = (min(x0, x1), max(x0, x1)) if horizontal else (min(y0, y1), max(y0, y1))
         reaches = lo <= LINE_BORDER * extent or hi >= (1 - LINE_BORDER) * extent - 1
-        if length < LINE_MIN_LENGTH * extent or not (reaches or length >= LINE_ACROSS * extent):
+        thickness = _thickness(np.array([x0, y0, x1, y1]), dist)
+        if length < LINE_MIN_LENGTH * extent or thickness > LINE_MAX_THICKNESS * length:
             continue
-        t = np.linspace(0, 1, 64)
-        xs = np.clip(np.rint(x0 + t * (x1 - x0)).astype(int), 0, w - 1)
-        ys = np.clip(np.rint(y0 + t * (y1 - y0)).astype(int), 0, h - 1)
-        thickness = max(1.0, 2.0 * float(np.median(dist[ys, xs])) - 1.0)
-        if thickness > LINE_MAX_THICKNESS * length:
+        strong = reaches or length >= LINE_ACROSS * extent
+        # degrees from horizontal (or from vertical), signed: -30..30
+        direction = (angle if angle < 90 else angle - 180) if horizontal else angle - 90
+        candidates.append(((x0, y0, x1, y1), members, horizontal, thickness, strong, direction))
+    for horizontal in (True, False):
+        group = [c for c in candidates if c[2] == horizontal]
+        strong = [c for c in group if c[4]]
+        if not strong:
             continue
-        # the zone to clear also covers where the joined segments lay and the half-size rounding
-        out.append((int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1)), horizontal, thickness,
-                    thickness + 2 * spread + step + 2))
-    return out
+        # the paper's lines are one family, alike in thickness and (nearly) parallel: a candidate
+        # that does not reach the border joins it when it is like them (a rule found only in parts)
+        family_thickness = float(np.median([c[3] for c in strong]))
+        family_angle = float(np.median([c[5] for c in strong]))
+        for line, members, _, thickness, is_strong, direction in group:
+            alike = thickness <= FAMILY_THICKNESS * family_thickness + 1 and abs(direction - family_angle) <= FAMILY_ANGLE
+            if not (is_strong or alike):
+                continue
+            # the zone to clear: the line continued across the picture (a rule runs on past where
+            # Hough found it, behind a digit's stroke), and each of its segments where exactly they
+            # lay, widened by the half-size rounding
+            line = _refit(line, mask, dist, max(family_thickness, 1.0), w, h)
+            for a0, b0, a1, b1 in [_across(line, w, h), *segments[members].tolist()]:
+                out.append((int(round(a0)), int(round(b0)), int(round(a1)), int(round(b1)), horizontal, thickness,
+                            thickness + step + 2))
+            lines += 1
+    return out, lines
 
 
-def _collinear(segments: np.ndarray, tolerance: float) -> list[tuple[float, float, float, float, float]]:
-    """Segments (k, 4) joined when they lie on one line (angle within 2 degrees, ends within `tolerance` px of it).
+def _thickness(segment: np.ndarray, dist: np.ndarray) -> float:
+    """Thickness (px) of the ink along `segment` (x0, y0, x1, y1): from the distance transform's median on it."""
+    h, w = dist.shape
+    t = np.linspace(0, 1, 64)
+    xs = np.clip(np.rint(segment[0] + t * (segment[2] - segment[0])).astype(int), 0, w - 1)
+    ys = np.clip(np.rint(segment[1] + t * (segment[3] - segment[1])).astype(int), 0, h - 1)
+    return max(1.0, 2.0 * float(np.percentile(dist[ys, xs], 50)) - 1.0)
 
-    Returns (x0, y0, x1, y1, spread): the joined line along its longest member, and how far (px)
-    the members' ends lie from it.
+
+def _refit(line: tuple[float, float, float, float], mask: np.ndarray, dist: np.ndarray, thickness: float,
+           w: int, h: int) -> tuple[float, float, float, float]:
+    """`line` fitted again to the thin ink pixels (distance transform <= the rule's half-thickness + 1)
+    within a few pixels of it across the picture: where the rule is, not where a stroke along it pulled it."""
+    zone = np.zeros((h, w), np.uint8)
+    x0, y0, x1, y1 = _across(line, w, h)
+    cv2.line(zone, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), 1,
+             thickness=int(np.ceil(thickness)) + 6)
+    ys, xs = np.nonzero(zone & mask & (dist <= thickness / 2 + 1).astype(np.uint8))
+    if len(xs) < 0.3 * max(abs(x1 - x0), abs(y1 - y0)):
+        return line
+    pts = np.stack([xs, ys], 1).astype(np.float64)
+    centre, direction = _fit_line(pts, np.ones(len(pts)))
+    t = (pts - centre) @ direction
+    a, b = centre + t.min() * direction, centre + t.max() * direction
+    return float(a[0]), float(a[1]), float(b[0]), float(b[1])
+
+
+def _across(line: tuple[float, float, float, float], w: int, h: int) -> tuple[float, float, float, float]:
+    """The straight line through `line`'s ends, from one side of the (w, h) picture to the other."""
+    x0, y0, x1, y1 = line
+    if abs(x1 - x0) >= abs(y1 - y0):
+        slope = (y1 - y0) / (x1 - x0)
+        return 0.0, y0 - slope * x0, float(w - 1), y0 + slope * (w - 1 - x0)
+    slope = (x1 - x0) / (y1 - y0)
+    return x0 - slope * y0, 0.0, x0 + slope * (h - 1 - y0), float(h - 1)
+
+
+def _fit_line(pts: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, unit direction) of the weighted total-least-squares line through points (n, 2)."""
+    centre = (pts * weight[:, None]).sum(0) / weight.sum()
+    cov = ((pts - centre) * weight[:, None]).T @ (pts - centre)
+    return centre, np.linalg.eigh(cov)[1][:, -1]
+
+
+def _collinear(segments: np.ndarray, tolerance: float,
+               thickness: np.ndarray) -> list[tuple[tuple[float, float, float, float], list[int]]]:
+    """Segments (k, 4) of `thickness` (k,) px joined when they lie on one line (angle within 2 degrees,
+    ends within `tolerance` px of it).
+
+    Returns ((x0, y0, x1, y1), members): each joined line (fitted to its members' ends) and the
+    indices of the segments joined into it.
     """
     k = len(segments)
     d = segments[:, 2:] - segments[:, :2]
@@ -305,20 +388,28 @@ def _collinear(segments: np.ndarray, tolerance: float) -> list[tuple[float, floa
         for j in range(i + 1, k):
             if abs(float(u[i] @ u[j])) < cos_tol:
                 continue
-            off = np.abs((segments[j].reshape(2, 2) - segments[i, :2]) @ normal[i])
-            if off.max() <= tolerance:
+            off_j = np.abs((segments[j].reshape(2, 2) - segments[i, :2]) @ normal[i]).max()
+            off_i = np.abs((segments[i].reshape(2, 2) - segments[j, :2]) @ normal[j]).max()
+            if min(off_i, off_j) <= tolerance:
                 parent[root(j)] = root(i)
     groups: dict[int, list[int]] = {}
     for i in range(k):
         groups.setdefault(root(i), []).append(i)
     out = []
     for members in groups.values():
-        ref = members[int(np.argmax(length[members]))]
+        # the line through the members' ends, by total least squares weighted by length / thickness^2
+        # (a long thin rule, not the digit's stroke that happened to lie along it, sets its direction)
         pts = segments[members].reshape(-1, 2)
-        t = (pts - segments[ref, :2]) @ u[ref]
-        spread = float(np.abs((pts - segments[ref, :2]) @ normal[ref]).max())
-        a, b = segments[ref, :2] + t.min() * u[ref], segments[ref, :2] + t.max() * u[ref]
-        out.append((float(a[0]), float(a[1]), float(b[0]), float(b[1]), spread))
+        weight = np.repeat(length[members] / thickness[members] ** 2, 2)
+        centre, direction = _fit_line(pts, weight)
+        off = np.abs((pts - centre) @ np.array([-direction[1], direction[0]]))
+        if (off > tolerance / 2).any() and (off <= tolerance / 2).sum() >= 2:  # refit without the outliers
+            keep = np.repeat((off.reshape(-1, 2) <= tolerance / 2).all(axis=1), 2)
+            if keep.any():
+                centre, direction = _fit_line(pts[keep], weight[keep])
+        t = (pts - centre) @ direction
+        a, b = centre + t.min() * direction, centre + t.max() * direction
+        out.append(((float(a[0]), float(a[1]), float(b[0]), float(b[1])), members))
     return out
 
 
