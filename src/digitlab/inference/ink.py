@@ -304,7 +304,8 @@ def _line_segments(mask: np.ndarray) -> tuple[list[tuple[int, int, int, int, boo
         family_thickness = float(np.median([c[3] for c in strong]))
         family_angle = float(np.median([c[5] for c in strong]))
         for line, members, _, thickness, is_strong, direction in group:
-            alike = thickness <= FAMILY_THICKNESS * family_thickness + 1 and abs(direction - family_angle) <= FAMILY_ANGLE
+            alike = (thickness <= FAMILY_THICKNESS * family_thickness + 1
+                     and abs(direction - family_angle) <= FAMILY_ANGLE)
             if not (is_strong or alike):
                 continue
             # the zone to clear: the line continued across the picture (a rule runs on past where
