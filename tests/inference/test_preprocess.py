@@ -4,12 +4,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from digitlab.errors import DigitlabError
 from digitlab.inference import load_image, preprocess_image
+from digitlab.inference.preprocess import preprocess
 
 
 def _centre_of_mass(img: np.ndarray) -> tuple[float, float]:
@@ -261,3 +263,173 @@ def test_fashion_mnist_images_pass_through_the_fashion_profile():
     assert np.abs(fashion.astype(int) - x.astype(int)).mean() < 3  # grey levels, of 0..255 (MNIST profile: ~47)
     # The MNIST profile shrinks them into 20x20: far from the originals (why the profiles exist).
     assert np.mean(corr_mnist > 0.9) < 0.2
+
+
+# --- photos of paper: the same digit under each condition gives the 28x28 it gives on flat paper ---------
+# Scenes are drawn here (tests/inference/paper_scenes.py), independently of the code under test: an
+# MNIST test digit as ink, on paper under one condition, photographed (blur, noise, JPEG 85); the
+# reference is the same ink in black on plain white paper. A 28x28 within a few grey levels of the
+# reference means the lighting, the lines, the ink colour and the desk were all taken away.
+
+import paper_scenes as scenes  # noqa: E402
+
+PHOTO_CONDITIONS = {
+    "linear gradient": dict(light="linear", light_strength=0.5),
+    "radial light": dict(light="radial", light_strength=0.45),
+    "hard shadow edge across the digit": dict(shadow="hard", shadow_strength=0.55),
+    "soft shadow": dict(shadow="soft", shadow_strength=0.5),
+    "ruled paper": dict(lines="ruled", line_pitch=70),
+    "squared paper": dict(lines="squared", line_pitch=45),
+    "blue ballpoint on ruled paper": dict(ink_rgb=scenes.BLUE_INK, lines="ruled"),
+    "pencil": dict(ink_rgb=scenes.PENCIL, opacity=0.55),
+    "page edge, dark desk": dict(desk="dark"),
+    "page edge, wooden desk": dict(desk="wood"),
+    "dust and specks": dict(specks=25),
+    "sensor noise": dict(noise=8.0),
+}
+PHOTO_DIGITS = range(8)  # the first eight MNIST test digits
+
+
+def _aligned_mad(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two 28x28 images at their best alignment within one pixel.
+
+    MNIST places the digit by rounding its centre of mass to a whole pixel: the same digit drawn
+    twice may land one pixel apart, which says nothing about the cleaning.
+    """
+    a, b = a.astype(int), np.pad(b.astype(int), 1)
+    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    return min(float(np.abs(a - b[1 + dy : 29 + dy, 1 + dx : 29 + dx]).mean()) for dy, dx in shifts)
+
+
+def _on_paper(mnist, i: int) -> np.ndarray:
+    return scenes.place(scenes.coverage(mnist.x_test[i], 180), (640, 480), (120 + 20 * i, 130))
+
+
+@pytest.mark.parametrize("condition", list(PHOTO_CONDITIONS))
+def test_photo_conditions_give_the_digit_as_on_flat_paper(mnist, condition):
+    diffs = []
+    for i in PHOTO_DIGITS:
+        ink = _on_paper(mnist, i)
+        want = preprocess_image(scenes.flat(ink))
+        got = preprocess_image(load_image(scenes.jpeg(scenes.photo(ink, seed=i, **PHOTO_CONDITIONS[condition]))))
+        diffs.append(_aligned_mad(got, want))
+    # mean absolute difference in grey levels (0..255): every digit within 12, on average within 6
+    assert max(diffs) <= 12 and np.mean(diffs) <= 6, np.round(diffs, 1)
+
+
+def test_flat_paper_reference_is_the_mnist_digit(mnist):
+    """The reference itself: the digit written large on white paper comes back close to its MNIST image."""
+    corr = [_corr(preprocess_image(scenes.flat(_on_paper(mnist, i))), mnist.x_test[i]) for i in PHOTO_DIGITS]
+    assert min(corr) > 0.8, np.round(corr, 3)
+
+
+def test_ruled_line_through_a_seven_keeps_its_bar_and_stem():
+    """A 7 whose bar sits on a rule and whose stem crosses two: the rules go, the 7 stays whole."""
+    ink = np.zeros((480, 640), np.float32)
+    cv2.line(ink, (250, 140), (390, 140), 1.0, 22, cv2.LINE_AA)  # the bar, on the rule at y = 140
+    cv2.line(ink, (390, 140), (300, 380), 1.0, 22, cv2.LINE_AA)  # the stem, across the rules below
+    want = preprocess_image(scenes.flat(ink))
+    photo = scenes.photo(ink, lines="ruled", line_pitch=80, line_width=3, line_angle=0.0, ink_rgb=scenes.BLUE_INK)
+    assert _aligned_mad(preprocess_image(load_image(scenes.jpeg(photo))), want) <= 8
+
+
+def _canvas(side: int, pen: int) -> np.ndarray:
+    img = Image.new("L", (side, side), 0)
+    ImageDraw.Draw(img).line([(0.3 * side, 0.2 * side), (0.7 * side, 0.2 * side), (0.45 * side, 0.8 * side)],
+                             fill=255, width=pen)
+    return np.asarray(img)
+
+
+def _output_stroke(img: np.ndarray) -> float:
+    """Stroke width of a 28x28 at its half-grey level: 2 x area / perimeter (OpenCV contours)."""
+    binary = (img > 127).astype(np.uint8)
+    contours, _ = cv2.findContours(binary, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    return 2 * binary.sum() / sum(cv2.arcLength(c, True) for c in contours)
+
+
+@pytest.mark.parametrize("pen", [2, 6, 22, 50])
+def test_canvas_strokes_of_any_pen_come_out_as_wide_as_mnist_strokes(pen):
+    """MNIST's strokes: 2 x area / perimeter 1.25-4.25 px (1st-99th percentile of the test set)."""
+    width = _output_stroke(preprocess_image(_canvas(280, pen)))
+    assert 1.25 <= width <= 4.25
+
+
+def test_big_jpeg_is_decoded_small_and_the_box_is_in_input_pixels():
+    ink = np.zeros((3000, 4000), np.float32)
+    cv2.line(ink, (1500, 1000), (1800, 1000), 1.0, 60, cv2.LINE_AA)
+    cv2.line(ink, (1800, 1000), (1600, 2000), 1.0, 60, cv2.LINE_AA)
+    data = scenes.jpeg(scenes.flat(ink), 90)
+    img = load_image(data)
+    assert max(img.size) < 2000 and img.info["digitlab.full_size"] == (4000, 3000)  # DCT-scaled decode
+    result = preprocess(img)
+    want = (1470, 970, 1831, 2031)  # the strokes' extent: the end points +- half the pen
+    assert all(abs(a - b) <= 12 for a, b in zip(result.box, want)), result.box
+
+
+def test_exif_rotated_photo_reads_as_shown(tmp_path):
+    ink = np.zeros((300, 400), np.float32)
+    cv2.line(ink, (150, 60), (250, 60), 1.0, 12, cv2.LINE_AA)
+    cv2.line(ink, (250, 60), (180, 250), 1.0, 12, cv2.LINE_AA)
+    upright = scenes.flat(ink)
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))  # turned as a phone stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
+    buf = io.BytesIO()
+    stored.save(buf, "JPEG", quality=92, exif=exif.tobytes())
+    assert _corr(preprocess_image(load_image(buf.getvalue())), preprocess_image(upright)) > 0.95
+
+
+def test_huge_transparent_canvas_matches_the_small_one():
+    """A 3000x3000 RGBA PNG is reduced (premultiplied, in strips) to the same picture as a 300x300 one."""
+    def canvas(side: int) -> Image.Image:
+        img = Image.new("RGBA", (side, side), (255, 255, 255, 0))
+        ImageDraw.Draw(img).line([(0.3 * side, 0.2 * side), (0.7 * side, 0.2 * side), (0.45 * side, 0.8 * side)],
+                                 fill=(20, 20, 30, 255), width=side // 12)
+        return img
+
+    assert _corr(preprocess_image(canvas(3000)), preprocess_image(canvas(300))) > 0.95
+
+
+# --- Preprocessed: the facts about the ink --------------------------------------------------------------
+
+def test_preprocess_reports_blank_without_raising():
+    result = preprocess(Image.new("L", (64, 64), 255))
+    assert result.blank and result.box is None and result.objects == 0
+    assert result.image.shape == (28, 28) and not result.image.any()
+
+
+def test_preprocess_counts_separate_objects_not_specks():
+    one = np.asarray(_seven(), dtype=np.uint8).copy()
+    rng = np.random.default_rng(1)
+    for y, x in rng.integers(0, 190, size=(12, 2)):
+        one[y : y + 2, 200 + x % 90 : 202 + x % 90] = 0  # dust: 2x2 specks
+    result = preprocess(one)
+    assert result.objects == 1 and not result.blank
+    two = np.full((200, 400), 255, np.uint8)
+    two[:, :200] = np.asarray(_seven(size=(200, 200)))
+    two[:, 200:] = np.asarray(_seven(size=(200, 200)))
+    assert preprocess(two).objects == 2
+
+
+def test_preprocess_box_is_the_digit_in_input_pixels():
+    img = _seven()
+    rows, cols = np.nonzero(np.asarray(img) < 255)
+    assert preprocess(img).box == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+
+
+# --- formats -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["TGA", "PCX", "ICO"])
+def test_formats_outside_the_allowlist_are_refused_undecoded(fmt):
+    from digitlab.errors import UnsupportedImageError
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), 255).save(buf, format=fmt)
+    with pytest.raises(UnsupportedImageError, match=f"{fmt} images are not accepted.*PNG"):
+        load_image(buf.getvalue(), name="x")
+
+
+def test_damaged_png_header_is_a_digitlab_error():
+    data = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0cIHDR" + b"\x00" * 16  # a 12-byte IHDR of zeros
+    with pytest.raises(DigitlabError, match="bad.png"):
+        load_image(data, name="bad.png")

@@ -36,6 +36,8 @@ import numpy as np
 
 FLAT_LEVELS = 3  # a pixel within this many levels (0-255) of the paper is plain background
 FLAT_SHARE = 0.5  # a picture with at least this share of plain background pixels is flat (no lighting)
+FLAT_CHECK_SIDE = 64  # pictures this large (shorter side) must also be evenly lit to count as flat...
+FLAT_SPREAD = 20  # ...their paper (a closing) within this many levels (2nd-98th percentile)
 BG_SIDE = 256  # the paper's lighting is estimated at this long side (it varies slowly, or in sharp shadow edges)
 BG_KERNEL = 0.3  # closing width / the picture's shorter side: wider than a marker stroke, narrower than a shadow
 DARK_PAPER = 80  # a photo whose paper level (median) is below this may hold light ink (chalk on a board)
@@ -47,7 +49,9 @@ LINE_HOUGH_LENGTH = 0.12  # Hough segments from this share of the shorter side a
 LINE_MIN_LENGTH = 0.3  # ...and a notebook line is at least this share of the picture's extent along it...
 LINE_ACROSS = 0.8  # ...and reaches the border, or spans this share of the extent
 LINE_BORDER = 0.03  # "reaches the border": an end within this share of the extent from it
-LINE_MAX_THICKNESS = 0.05  # a line's thickness / length at most (a written 1 is thicker for its length)
+LINE_MAX_THICKNESS = 0.05  # a line's thickness / length at most (a written 1 is thicker for its length)...
+LINE_MAX_WIDTH = 0.025  # ...and / the picture's shorter side (a pen stroke is thicker than printing)
+LINE_COVERED = 0.75  # a line lies on ink for at least this share of its length (strokes in a row do not)
 HOUGH_SIDE = 512  # larger masks are searched for lines at half size
 BORDER_CONTACT = 0.25  # a component touching the border for this share of its longer side is not writing
 FAMILY_THICKNESS = 1.6  # a line at most this times (+1 px) the family's median thickness belongs to it...
@@ -82,6 +86,8 @@ def find_ink(pixels: np.ndarray) -> InkMap:
     grey = _grey(pixels)
     small = _shrunk(pixels, BG_SIDE)  # area averaging: a hot pixel or a speck does not count
     flat, paper = _flat_paper(grey)
+    if flat and min(grey.shape) >= FLAT_CHECK_SIDE and not _evenly_lit(_grey(small)):
+        flat, paper = False, float(_median_level(grey))
     if _light_on_dark(_grey(small), paper, flat):
         pixels, small = cv2.bitwise_not(pixels), cv2.bitwise_not(small)
     darkness = _darkness(pixels, small, flat)
@@ -120,6 +126,20 @@ def _flat_paper(grey: np.ndarray) -> tuple[bool, float]:
     near_border = np.count_nonzero(np.abs(border.astype(np.int16) - level) <= FLAT_LEVELS)
     flat = near_border >= FLAT_SHARE * border.size and np.count_nonzero(near) >= FLAT_SHARE / 2 * grey.size
     return bool(flat), float(level) if flat else float(_median_level(grey))
+
+
+def _evenly_lit(small: np.ndarray) -> bool:
+    """Whether the background of `small` (grey at BG_SIDE) is even: with its strokes removed (a closing
+    for dark ones, an opening for light ones), it spans at most FLAT_SPREAD levels between its 2nd
+    and 98th percentiles. A flat border is not enough: a hard shadow may cover the middle of a page
+    whose edges are evenly lit."""
+    k = max(3, int(BG_KERNEL * min(small.shape[:2])) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+    for op in (cv2.MORPH_CLOSE, cv2.MORPH_OPEN):
+        paper = cv2.morphologyEx(small, op, kernel, borderType=cv2.BORDER_REPLICATE)
+        if percentile_u8(paper, 98) - percentile_u8(paper, 2) <= FLAT_SPREAD:
+            return True
+    return False
 
 
 def _light_on_dark(small: np.ndarray, paper: float, flat: bool) -> bool:
@@ -275,7 +295,7 @@ def _line_segments(mask: np.ndarray) -> tuple[list[tuple[int, int, int, int, boo
     # each segment's thickness from the distance transform's local maximum (3 px around), so a
     # segment along the edge of a thick stroke counts as thick, not as a thin rule
     ridge = cv2.dilate(dist, np.ones((7, 7), np.uint8))
-    thin = np.array([_thickness(seg, ridge) for seg in segments])
+    thin = _thicknesses(segments, ridge)
     candidates = []
     for (x0, y0, x1, y1), members in _collinear(segments, max(3.0, min(h, w) / 120), thin):
         angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0))) % 180  # 0..180, 0 = horizontal
@@ -283,12 +303,16 @@ def _line_segments(mask: np.ndarray) -> tuple[list[tuple[int, int, int, int, boo
         horizontal = tilt <= LINE_MAX_ANGLE
         if not horizontal and tilt < 90 - LINE_MAX_ANGLE:
             continue
-        length = float(np.hypot(x1 - x0, y1 - y0))
         extent = w if horizontal else h
+        if float(np.hypot(x1 - x0, y1 - y0)) < LINE_MIN_LENGTH * extent:
+            continue
+        x0, y0, x1, y1 = _refit((x0, y0, x1, y1), mask, dist, 2.0, w, h)
+        length = float(np.hypot(x1 - x0, y1 - y0))
         lo, hi = (min(x0, x1), max(x0, x1)) if horizontal else (min(y0, y1), max(y0, y1))
         reaches = lo <= LINE_BORDER * extent or hi >= (1 - LINE_BORDER) * extent - 1
-        thickness = _thickness(np.array([x0, y0, x1, y1]), dist)
-        if length < LINE_MIN_LENGTH * extent or thickness > LINE_MAX_THICKNESS * length:
+        thickness = _run_across((x0, y0, x1, y1), mask, int(LINE_MAX_WIDTH * min(h, w)) + 2)
+        too_thick = thickness > min(LINE_MAX_THICKNESS * length, LINE_MAX_WIDTH * min(h, w))
+        if length < LINE_MIN_LENGTH * extent or too_thick or _covered(x0, y0, x1, y1, ridge) < LINE_COVERED:
             continue
         strong = reaches or length >= LINE_ACROSS * extent
         # degrees from horizontal (or from vertical), signed: -30..30
@@ -311,12 +335,53 @@ def _line_segments(mask: np.ndarray) -> tuple[list[tuple[int, int, int, int, boo
             # the zone to clear: the line continued across the picture (a rule runs on past where
             # Hough found it, behind a digit's stroke), and each of its segments where exactly they
             # lay, widened by the half-size rounding
-            line = _refit(line, mask, dist, max(family_thickness, 1.0), w, h)
             for a0, b0, a1, b1 in [_across(line, w, h), *segments[members].tolist()]:
                 out.append((int(round(a0)), int(round(b0)), int(round(a1)), int(round(b1)), horizontal, thickness,
                             thickness + step + 2))
             lines += 1
     return out, lines
+
+
+def _run_across(line: tuple[float, float, float, float], mask: np.ndarray, reach: int) -> float:
+    """Median length (px) of the ink runs across `line` (through it or within 2 px of it), at 64 points
+    along it, up to `reach` px each side.
+
+    Measured across, not by the distance transform at the line: a line along the edge of a thick
+    stroke is as thick as the stroke.
+    """
+    h, w = mask.shape
+    x0, y0, x1, y1 = line
+    d = np.array([x1 - x0, y1 - y0], np.float64)
+    d /= max(float(np.hypot(*d)), 1e-9)
+    t = np.linspace(0, 1, 64)[:, None]
+    off = np.arange(-reach, reach + 1)[None]
+    xs = np.clip(np.rint(x0 + t * (x1 - x0) - off * d[1]).astype(int), 0, w - 1)
+    ys = np.clip(np.rint(y0 + t * (y1 - y0) + off * d[0]).astype(int), 0, h - 1)
+    on = mask[ys, xs] > 0  # (64, 2 reach + 1)
+    runs = np.zeros(len(on))
+    for c in range(reach - 2, reach + 3):  # the run through the line, or through ink 2 px beside it
+        right = np.cumprod(on[:, c:], axis=1).sum(axis=1)  # from there outwards, each side
+        left = np.cumprod(on[:, c::-1], axis=1).sum(axis=1)
+        runs = np.maximum(runs, right + left - 1)
+    return float(np.median(runs))
+
+
+def _covered(x0: float, y0: float, x1: float, y1: float, ridge: np.ndarray) -> float:
+    """Share of the segment's length that lies on ink (a rule is continuous; strokes in a row are not)."""
+    h, w = ridge.shape
+    t = np.linspace(0, 1, 128)
+    xs = np.clip(np.rint(x0 + t * (x1 - x0)).astype(int), 0, w - 1)
+    ys = np.clip(np.rint(y0 + t * (y1 - y0)).astype(int), 0, h - 1)
+    return float(np.mean(ridge[ys, xs] > 0))
+
+
+def _thicknesses(segments: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Thickness (px) of the ink along each of `segments` (k, 4): the distance transform's median on it."""
+    h, w = dist.shape
+    t = np.linspace(0, 1, 64)[None]
+    xs = np.clip(np.rint(segments[:, :1] + t * (segments[:, 2:3] - segments[:, :1])).astype(int), 0, w - 1)
+    ys = np.clip(np.rint(segments[:, 1:2] + t * (segments[:, 3:4] - segments[:, 1:2])).astype(int), 0, h - 1)
+    return np.maximum(1.0, 2.0 * np.median(dist[ys, xs], axis=1) - 1.0)
 
 
 def _thickness(segment: np.ndarray, dist: np.ndarray) -> float:
@@ -332,14 +397,19 @@ def _refit(line: tuple[float, float, float, float], mask: np.ndarray, dist: np.n
            w: int, h: int) -> tuple[float, float, float, float]:
     """`line` fitted again to the thin ink pixels (distance transform <= the rule's half-thickness + 1)
     within a few pixels of it across the picture: where the rule is, not where a stroke along it pulled it."""
-    zone = np.zeros((h, w), np.uint8)
     x0, y0, x1, y1 = _across(line, w, h)
-    cv2.line(zone, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), 1,
-             thickness=int(np.ceil(thickness)) + 6)
-    ys, xs = np.nonzero(zone & mask & (dist <= thickness / 2 + 1).astype(np.uint8))
+    width = int(np.ceil(thickness)) + 10
+    m = width // 2 + 1  # work in the line's own bounding box only
+    X0, Y0 = max(0, int(min(x0, x1)) - m), max(0, int(min(y0, y1)) - m)
+    X1, Y1 = min(w, int(max(x0, x1)) + m + 1), min(h, int(max(y0, y1)) + m + 1)
+    zone = np.zeros((Y1 - Y0, X1 - X0), np.uint8)
+    cv2.line(zone, (int(round(x0)) - X0, int(round(y0)) - Y0), (int(round(x1)) - X0, int(round(y1)) - Y0), 1,
+             thickness=width)
+    thin = (dist[Y0:Y1, X0:X1] <= thickness / 2 + 1) & (mask[Y0:Y1, X0:X1] > 0)
+    ys, xs = np.nonzero(zone.astype(bool) & thin)
     if len(xs) < 0.3 * max(abs(x1 - x0), abs(y1 - y0)):
         return line
-    pts = np.stack([xs, ys], 1).astype(np.float64)
+    pts = np.stack([xs + X0, ys + Y0], 1).astype(np.float64)
     centre, direction = _fit_line(pts, np.ones(len(pts)))
     t = (pts - centre) @ direction
     a, b = centre + t.min() * direction, centre + t.max() * direction
@@ -384,15 +454,13 @@ def _collinear(segments: np.ndarray, tolerance: float,
             i = parent[i]
         return i
 
-    cos_tol = np.cos(np.radians(2.0))
-    for i in range(k):
-        for j in range(i + 1, k):
-            if abs(float(u[i] @ u[j])) < cos_tol:
-                continue
-            off_j = np.abs((segments[j].reshape(2, 2) - segments[i, :2]) @ normal[i]).max()
-            off_i = np.abs((segments[i].reshape(2, 2) - segments[j, :2]) @ normal[j]).max()
-            if min(off_i, off_j) <= tolerance:
-                parent[root(j)] = root(i)
+    ends = segments.reshape(k, 2, 2)
+    # off[i, j]: how far j's ends lie from i's line; a pair joins when parallel and one lies on the other's line
+    off = np.abs(np.einsum("jed,id->ije", ends, normal) - np.einsum("id,id->i", segments[:, :2], normal)[:, None, None])
+    off = off.max(axis=2)
+    join = (np.abs(u @ u.T) >= np.cos(np.radians(2.0))) & (np.minimum(off, off.T) <= tolerance)
+    for i, j in zip(*np.nonzero(np.triu(join, 1))):
+        parent[root(int(j))] = root(int(i))
     groups: dict[int, list[int]] = {}
     for i in range(k):
         groups.setdefault(root(i), []).append(i)

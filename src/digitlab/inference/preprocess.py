@@ -385,8 +385,10 @@ def ink_objects(ink: InkMap, reach: tuple[float, float] = GROUP_REACH) -> Object
     big = int(np.argmax(areas))
     size = max(stats[big, cv2.CC_STAT_WIDTH], stats[big, cv2.CC_STAT_HEIGHT])
     part = areas[kept] >= PART_SHARE * areas[big]
-    groups = _group_boxes(stats[kept, :4], reach[0] * size, reach[1] * size, part)
     h, w = labels.shape
+    x, y, bw, bh = (stats[kept, i] for i in range(4))
+    edge = (x == 0) | (y == 0) | (x + bw == w) | (y + bh == h)  # on the border: joins only what it overlaps
+    groups = _group_boxes(stats[kept, :4], reach[0] * size, reach[1] * size, part, edge)
     objects = []
     for members in groups:
         labs = tuple(int(kept[i]) for i in members)
@@ -408,15 +410,17 @@ def _mass(darkness: np.ndarray, labels: np.ndarray, stat: np.ndarray, lab: int) 
     return float(darkness[y : y + h, x : x + w][labels[y : y + h, x : x + w] == lab].sum(dtype=np.int64))
 
 
-def _group_boxes(boxes: np.ndarray, reach: float, far: float, part: np.ndarray) -> list[list[int]]:
+def _group_boxes(boxes: np.ndarray, reach: float, far: float, part: np.ndarray, edge: np.ndarray) -> list[list[int]]:
     """Indices of `boxes` (k, 4: x, y, w, h) grouped (transitively): boxes whose gap is at most `reach`
-    pixels join, and two boxes both marked `part` (bool (k,)) up to `far` pixels apart."""
+    pixels join, and two boxes both marked `part` (bool (k,)) up to `far` pixels apart; a box
+    marked `edge` (on the picture's border: desk texture, a page's rim) only joins boxes it overlaps."""
     x0, y0 = boxes[:, 0].astype(np.float64), boxes[:, 1].astype(np.float64)
     x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
     gx = np.maximum(0, np.maximum(x0[:, None] - x1[None], x0[None] - x1[:, None]))
     gy = np.maximum(0, np.maximum(y0[:, None] - y1[None], y0[None] - y1[:, None]))
     gap = np.hypot(gx, gy)
     near = (gap <= reach) | ((gap <= far) & part[:, None] & part[None])
+    near &= (gap == 0) | ~(edge[:, None] | edge[None])
     parent = list(range(len(boxes)))
 
     def root(i: int) -> int:

@@ -179,9 +179,10 @@ def _lines(comps: _Components) -> list[list[int]]:
     if not lines:
         return []
     line_of = {lab: i for i, line in enumerate(lines) for lab in line}
+    h, w = comps.labels.shape
     for lab, b in comps.boxes.items():
-        if lab in line_of:
-            continue
+        if lab in line_of or b[0] == 0 or b[1] == 0 or b[2] == w or b[3] == h:
+            continue  # a small mark on the border (desk texture, a page's rim) is not part of a digit
         gaps = [(_gap(b, comps.boxes[t]), line_of[t]) for t in tall]
         gap, i = min(gaps)
         if gap <= ATTACH_REACH * H:
