@@ -49,9 +49,10 @@ def test_bad_model_pairs(pairs):
         model_sources(None, pairs)
 
 
-def test_no_model_is_an_error(capsys):
-    assert main(["serve"]) == 1
-    assert "no model to serve" in capsys.readouterr().err
+def test_no_model_serves_the_bundled_one():
+    from digitlab.pretrained import bundled_model
+
+    assert model_sources(None, []) == {"mnist": str(bundled_model("mnist"))}
 
 
 def test_bad_model_path_fails_before_serving(tmp_path, capsys):

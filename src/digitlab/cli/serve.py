@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "exposure set a token and put a TLS reverse proxy in front (docs/security.md).",
     )
     p.add_argument("run", nargs="?", metavar="RUN_OR_MODEL",
-                   help="run directory, model.json or model.safetensors; served under its run folder's name")
+                   help="run directory, model.json or model.safetensors; served under its run folder's name "
+                        "(default: the bundled MNIST model, served as \"mnist\", when no --model is given either)")
     p.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                    help="also serve the model at PATH under NAME, chosen per request (repeatable; default: none)")
     p.add_argument("--host", default="127.0.0.1",
@@ -70,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def model_sources(run: str | None, pairs: list[str]) -> dict[str, str]:
-    """RUN_OR_MODEL and NAME=PATH arguments -> {name: path}, the first being the default model."""
+    """RUN_OR_MODEL and NAME=PATH arguments -> {name: path}, the first being the default model; with neither,
+    the bundled MNIST model."""
     models: dict[str, str] = {}
     if run:
         path = Path(run)
@@ -83,8 +85,10 @@ def model_sources(run: str | None, pairs: list[str]) -> dict[str, str]:
         if name in models:
             raise DigitlabError(f"--model {pair!r}: the name {name!r} is already used; pick another NAME")
         models[name] = where
-    if not models:
-        raise DigitlabError("no model to serve: give a run directory (digitlab serve runs/demo) or --model NAME=PATH")
+    if not models:  # nothing named: the bundled default model, so `digitlab serve` works right after install
+        from digitlab.pretrained import DEFAULT, bundled_model
+
+        models[DEFAULT] = str(bundled_model(DEFAULT))
     return models
 
 
