@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -90,7 +90,15 @@ def check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def build_model(name: str, num_classes: int = 10, **config: Any) -> nn.Module:
     """A fresh model `name` from the registry, built with `config` (checked first; see `check_config`)."""
-    checked = check_config(name, config)
+    return model_from_config(name, num_classes, config)
+
+
+def model_from_config(name: str, num_classes: Any, config: Mapping[str, Any]) -> nn.Module:
+    """`build_model` for a config read from a file: any key, including `name`, is checked, never a TypeError."""
+    if not isinstance(config, Mapping):
+        raise DigitlabError(f"model {name!r}: its config must be a mapping of keyword arguments, not "
+                            f"{type(config).__name__}")
+    checked = check_config(name, dict(config))
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= MAX_CLASSES:
         raise DigitlabError(f"model {name!r}: num_classes={num_classes!r} must be a whole number from 1 to "
                             f"{MAX_CLASSES}")
@@ -102,5 +110,5 @@ def describe(name: str) -> Sequence[str]:
     return [f"{k}={d!r}" for k, (_, d) in _parameters(MODELS[name]).items()]
 
 
-__all__ = ["MODELS", "build_model", "check_config", "describe", "get_config", "model_name", "num_classes_of",
+__all__ = ["MODELS", "build_model", "check_config", "model_from_config", "describe", "get_config", "model_name", "num_classes_of",
            "CNN", "LeNet", "MLP", "Softmax"]
