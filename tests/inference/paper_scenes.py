@@ -130,3 +130,48 @@ def png(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def ink_box(cov: np.ndarray, at: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int]:
+    """[x0, y0, x1, y1) of the ink (coverage > 0.05) in `cov`, shifted by `at` (x, y)."""
+    rows, cols = np.nonzero(cov > 0.05)
+    return (int(cols.min()) + at[0], int(rows.min()) + at[1], int(cols.max()) + 1 + at[0], int(rows.max()) + 1 + at[1])
+
+
+def number(digits: list[np.ndarray], *, height: int = 120, gap: float = 0.25, rng: np.random.Generator | None = None,
+           break_at: float | None = None, margin: int = 60) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """(coverage float32 (h, w), each digit's ink box): MNIST `digits` written left to right.
+
+    gap: space between neighbours' ink, in digit heights (negative: they overlap and may touch);
+    with `rng`, sizes vary by 10% and baselines by 5% of the height. break_at: erase a gap (a disc
+    8% of the height across) in each digit's stroke at this share of its height (the leftmost ink
+    there), as a pen lifted too early.
+    """
+    covs = []
+    for d in digits:
+        h = int(round(height * (1 + (rng.uniform(-0.1, 0.1) if rng is not None else 0))))
+        c = coverage(d, h)
+        if break_at is not None:
+            x0, y0, x1, y1 = ink_box(c)
+            row = int(y0 + break_at * (y1 - y0))
+            cols = np.flatnonzero(c[row] > 0.5)
+            if cols.size:
+                cv2.circle(c, (int(cols[0]) + 2, row), max(2, int(0.08 * height)), 0.0, -1)
+        covs.append(c)
+    boxes_local = [ink_box(c) for c in covs]
+    side = max(c.shape[0] for c in covs)
+    width = sum(b[2] - b[0] for b in boxes_local) + int(max(gap, 0) * height) * len(covs) + 2 * (margin + side)
+    out = np.zeros((side + 2 * margin, width), np.float32)
+    x = margin + side  # room on the left for the first square's blank border
+    boxes = []
+    for c, (bx0, by0, bx1, by1) in zip(covs, boxes_local):
+        dy = int(rng.normal(0, 0.05) * height) if rng is not None else 0
+        at = (x - bx0, margin + (side - c.shape[0]) + dy)
+        region = out[at[1] : at[1] + c.shape[0], at[0] : at[0] + c.shape[1]]
+        np.maximum(region, c[: region.shape[0], : region.shape[1]], out=region)
+        boxes.append((bx0 + at[0], by0 + at[1], bx1 + at[0], by1 + at[1]))
+        x += (bx1 - bx0) + int(round(gap * height))
+    left = min(b[0] for b in boxes) - margin
+    right = max(b[2] for b in boxes) + margin
+    boxes = [(b[0] - left, b[1], b[2] - left, b[3]) for b in boxes]
+    return np.ascontiguousarray(out[:, left:right]), boxes

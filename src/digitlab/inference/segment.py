@@ -14,8 +14,11 @@ How, and why:
 - Atoms: each component is an atom; a component wider than SPLIT_WIDTH (touching or overlapping
   digits) is also cut at the lowest columns of its vertical projection (candidate cuts).
 - Digits: a dynamic programme over the atoms of a line, in order, picks the segmentation whose
-  pieces the classifier reads most confidently (sum of log-probabilities, one batched call for all
-  candidate pieces), with priors in log units: a piece much lower than H, much wider than H, or
+  pieces the classifier reads most surely (one batched call for all candidate pieces; each piece
+  scores the log-odds of its best class less DIGIT_LOG_ODDS, so a piece read unsurely counts
+  against the segmentation it belongs to: log-odds, not log-probabilities, because a model trained
+  with label smoothing is never more than ~0.9 sure and log-probabilities barely tell a clear digit
+  from two touching ones), with priors in log units: a piece much lower than H, much wider than H, or
   joining atoms across an empty gap costs; cutting through ink costs per stroke crossed; two pieces
   overlapping much horizontally (strokes of one digit) cost. So detached strokes (a 5's bar, a 4
   in two strokes) are merged, touching digits are split, and a wide digit stays whole.
@@ -40,13 +43,16 @@ MIN_PIXELS = 3
 MAIN_HEIGHT = 0.45  # components at least this tall (x H) carry lines; smaller ones are parts or marks
 ATTACH_REACH = 0.6  # a small component farther than this (x H) from every tall one is dropped
 LINE_OVERLAP = 0.3  # a tall component joins a line when it overlaps its last member vertically this much
-SPLIT_WIDTH = 0.75  # components wider than this (x H) may be touching digits: candidate cuts
+LINE_GAP = 0.15  # lines closer than this (x H) vertically are one (a digit broken across its middle)
+DIGIT_HEIGHT_PERCENTILE = 80  # H: this percentile of the heights of the taller components
+SPLIT_WIDTH = 0.5  # components wider than this (x H) may be touching digits: candidate cuts
 CUT_MARGIN = 0.18  # no cut closer than this (x H) to a component's side, or to another cut
 MAX_CUTS = 4  # candidate cuts per component
 MAX_ATOMS = 5  # atoms per piece
 MAX_PIECE_WIDTH = 1.6  # pieces wider than this (x H) are not considered
 MAX_CANDIDATES = 800  # candidate pieces per picture (bounded time); beyond, no cuts are tried
-MIN_LOG_P = -9.0  # classifier log-probabilities are clipped here
+MAX_LOG_ODDS = 6.0  # the classifier's log-odds of its best class, clipped to +-this...
+DIGIT_LOG_ODDS = 2.0  # ...less this: a piece read less surely than p = 0.88 counts against its segmentation
 # priors, in nats
 LOW_PIECE = 10.0  # per H below 0.5 H of piece height
 WIDE_PIECE = 6.0  # per H above WIDE_FROM of piece width (MNIST's widest: 2s and 5s, 1.67 x their height at p99)
@@ -54,14 +60,13 @@ WIDE_FROM = 1.6
 JOIN_APART = 1.2  # joining two components that overlap horizontally by less than half the narrower...
 GAP_JOIN = 8.0  # ...plus this per H of empty gap between them (parts of one digit overlap; neighbours do not)
 SMALL_JOIN = 0.3  # the join costs of a small atom (a bar, a dot) are scaled by this
-CUT_BASE, CUT_CROSSING = 0.3, 0.2  # a cut through a component, plus per stroke crossed
+CUT_BASE, CUT_CROSSING = 0.6, 0.4 # a cut through a component, plus per stroke crossed
 ASPECT_FREE = 1.5  # a digit's width / height beyond this many sds from its class's mean costs (z - free)^2 / 2
 # MNIST's width / height per digit (mean, sd; training images 0-19999, ink > 40 of 255)
 DIGIT_ASPECT = ((0.92, 0.17), (0.46, 0.20), (0.96, 0.21), (0.82, 0.17), (0.82, 0.16), (0.97, 0.24), (0.75, 0.16),
                 (0.80, 0.17), (0.79, 0.17), (0.71, 0.14))
 OVERLAP_SPLIT = 4.0  # per unit of horizontal overlap share beyond OVERLAP_FREE between neighbouring pieces
 OVERLAP_FREE = 0.25
-PIECE_COST = 0.1  # every piece: fewer pieces when the classifier is as confident
 SMALL_ALONE = 1.0  # a small atom alone (a mark, not a digit): its cost instead of the classifier's
 TOO_SMALL, TOO_WIDE = 0.3, 2.5  # cheap rejection: piece height below this x H, or width / height above this
 
@@ -154,7 +159,7 @@ def _components(ink: InkMap) -> _Components | None:
     if not boxes:
         return None
     heights = np.array([b[3] - b[1] for b in boxes.values()], np.float64)
-    height = float(np.median(heights[heights >= 0.5 * heights.max()]))
+    height = float(np.percentile(heights[heights >= 0.5 * heights.max()], DIGIT_HEIGHT_PERCENTILE))
     return _Components(labels, boxes, max(height, 1.0))
 
 
@@ -178,6 +183,7 @@ def _lines(comps: _Components) -> list[list[int]]:
             lines[best].append(lab)
     if not lines:
         return []
+    lines = _merge_stacked(lines, comps)
     line_of = {lab: i for i, line in enumerate(lines) for lab in line}
     h, w = comps.labels.shape
     for lab, b in comps.boxes.items():
@@ -189,6 +195,28 @@ def _lines(comps: _Components) -> list[list[int]]:
             lines[i].append(lab)
     centre = [np.mean([(comps.boxes[lab][1] + comps.boxes[lab][3]) / 2 for lab in line]) for line in lines]
     return [lines[i] for i in np.argsort(centre)]
+
+
+def _merge_stacked(lines: list[list[int]], comps: _Components) -> list[list[int]]:
+    """Lines whose vertical spans overlap (LINE_OVERLAP of the lower one) or nearly touch (a gap under
+    LINE_GAP x H): one line; the halves of a digit broken across are not two lines of writing."""
+    def span(line: list[int]) -> tuple[int, int]:
+        return min(comps.boxes[lab][1] for lab in line), max(comps.boxes[lab][3] for lab in line)
+
+    merged = True
+    while merged and len(lines) > 1:
+        merged = False
+        for i in range(len(lines)):
+            for j in range(i + 1, len(lines)):
+                (a0, a1), (b0, b1) = span(lines[i]), span(lines[j])
+                overlap = min(a1, b1) - max(a0, b0)
+                if overlap >= LINE_OVERLAP * min(a1 - a0, b1 - b0) or -overlap < LINE_GAP * comps.height:
+                    lines[i] = sorted(lines[i] + lines.pop(j), key=lambda lab: comps.boxes[lab][0])
+                    merged = True
+                    break
+            if merged:
+                break
+    return lines
 
 
 def _gap(a: Box, b: Box) -> float:
@@ -281,9 +309,10 @@ def _piece_score(atoms: Sequence[Atom], box: Box, prediction: Prediction, H: flo
     """Log-score of one candidate piece: the classifier's confidence plus shape priors."""
     if len(atoms) == 1 and atoms[0].small:
         return -SMALL_ALONE
-    score = max(MIN_LOG_P, float(np.log(max(prediction.probability, 1e-12)))) - PIECE_COST
+    q = min(max(prediction.probability, 1e-6), 1 - 1e-6)
+    score = min(max(float(np.log(q / (1 - q))), -MAX_LOG_ODDS), MAX_LOG_ODDS) - DIGIT_LOG_ODDS
     if prediction.rejected:
-        score += MIN_LOG_P / 2
+        score -= MAX_LOG_ODDS
     h, w = box[3] - box[1], box[2] - box[0]
     score -= LOW_PIECE * max(0.0, 0.5 - h / H)
     score -= WIDE_PIECE * max(0.0, w / H - WIDE_FROM)
