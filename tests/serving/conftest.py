@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -156,3 +158,78 @@ def serve_process(tmp_path: Path) -> Iterator:
             proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+# -- the drawing page's browser tests -------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def reject_all_fashion_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained Fashion-MNIST `softmax` run whose not-a-... threshold rejects every picture.
+
+    Its energy score -logsumexp(logits) is always above -1e6, so every prediction comes back
+    `rejected` with reason "not a piece of clothing": a real server answer for the page's
+    rejected state, whatever the drawing."""
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.models import build_model
+
+    run_dir = tmp_path_factory.mktemp("fashion_reject_all")
+    save_checkpoint(run_dir, build_model("softmax"), {
+        "class_names": FASHION_NAMES, "dataset": "fashion-mnist",
+        "rejection": {"method": "energy", "threshold": -1e6, "temperature": 1.0}})
+    return run_dir
+
+
+@contextmanager
+def _serve(args: list[str], log: Path) -> Iterator[str]:
+    """`digitlab serve ARGS --port 0` for the `with` block: its base URL, once /healthz answers."""
+    env = {**os.environ, "DIGITLAB_CACHE": str(log.parent / "cache"), "DIGITLAB_OFFLINE": "1"}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", *args, "--port", "0"],
+                                stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    try:
+        banner = proc.stdout.readline()  # "digitlab: serving NAME at http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+        if "http://127.0.0.1:" not in banner:
+            pytest.fail(f"digitlab serve did not start: {banner!r}\n{log.read_text()[-3000:]}")
+        url = "http://127.0.0.1:" + banner.split("http://127.0.0.1:", 1)[1].split("/", 1)[0]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"digitlab serve did not answer /healthz:\n{log.read_text()[-3000:]}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def page_server(reject_all_fashion_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`digitlab serve` of the bundled default model (as "mnist", the default) and of
+    `reject_all_fashion_run` (as "fashion", so the page shows its model picker); yields the base URL."""
+    from digitlab.pretrained import bundled_model
+
+    log = tmp_path_factory.mktemp("page_server") / "serve.log"
+    with _serve([str(bundled_model()), "--model", f"fashion={reject_all_fashion_run}"], log) as url:
+        yield url
+
+
+PAGE_TOKEN = "digitlab-page-test-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """`digitlab serve` of the bundled default model with `--token`; yields (base URL, token)."""
+    from digitlab.pretrained import bundled_model
+
+    log = tmp_path_factory.mktemp("token_server") / "serve.log"
+    with _serve([str(bundled_model()), "--token", PAGE_TOKEN], log) as url:
+        yield url, PAGE_TOKEN
