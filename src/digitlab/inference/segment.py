@@ -15,10 +15,9 @@ How, and why:
   digits) is also cut at the lowest columns of its vertical projection (candidate cuts).
 - Digits: a dynamic programme over the atoms of a line, in order, picks the segmentation whose
   pieces the classifier reads most surely (one batched call for all candidate pieces; each piece
-  scores the log-odds of its best class less DIGIT_LOG_ODDS, so a piece read unsurely counts
-  against the segmentation it belongs to: log-odds, not log-probabilities, because a model trained
-  with label smoothing is never more than ~0.9 sure and log-probabilities barely tell a clear digit
-  from two touching ones), with priors in log units: a piece much lower than H, much wider than H, or
+  scores the log of its best class's probability relative to the line's surest piece, so a model
+  trained with label smoothing, never more than ~0.9 sure, is judged on its own scale), with
+  priors in log units: a piece much lower than H, much wider than H, or
   joining atoms across an empty gap costs; cutting through ink costs per stroke crossed; two pieces
   overlapping much horizontally (strokes of one digit) cost. So detached strokes (a 5's bar, a 4
   in two strokes) are merged, touching digits are split, and a wide digit stays whole.
@@ -51,8 +50,8 @@ MAX_CUTS = 4  # candidate cuts per component
 MAX_ATOMS = 5  # atoms per piece
 MAX_PIECE_WIDTH = 1.6  # pieces wider than this (x H) are not considered
 MAX_CANDIDATES = 800  # candidate pieces per picture (bounded time); beyond, no cuts are tried
-MAX_LOG_ODDS = 6.0  # the classifier's log-odds of its best class, clipped to +-this...
-DIGIT_LOG_ODDS = 2.0  # ...less this: a piece read less surely than p = 0.88 counts against its segmentation
+MIN_LOG_P = -9.0  # log-probabilities (relative to the surest piece) are clipped here
+PIECE_COST = 0.1  # every piece: fewer pieces when the classifier is as sure
 # priors, in nats
 LOW_PIECE = 10.0  # per H below 0.5 H of piece height
 WIDE_PIECE = 6.0  # per H above WIDE_FROM of piece width (MNIST's widest: 2s and 5s, 1.67 x their height at p99)
@@ -60,7 +59,7 @@ WIDE_FROM = 1.6
 JOIN_APART = 1.2  # joining two components that overlap horizontally by less than half the narrower...
 GAP_JOIN = 8.0  # ...plus this per H of empty gap between them (parts of one digit overlap; neighbours do not)
 SMALL_JOIN = 0.3  # the join costs of a small atom (a bar, a dot) are scaled by this
-CUT_BASE, CUT_CROSSING = 0.6, 0.4 # a cut through a component, plus per stroke crossed
+CUT_BASE, CUT_CROSSING = 0.2, 0.2 # a cut through a component, plus per stroke crossed
 ASPECT_FREE = 1.5  # a digit's width / height beyond this many sds from its class's mean costs (z - free)^2 / 2
 # MNIST's width / height per digit (mean, sd; training images 0-19999, ink > 40 of 255)
 DIGIT_ASPECT = ((0.92, 0.17), (0.46, 0.20), (0.96, 0.21), (0.82, 0.17), (0.82, 0.16), (0.97, 0.24), (0.75, 0.16),
@@ -305,14 +304,14 @@ def _pixels(atoms: Sequence[Atom], labels: np.ndarray) -> tuple[np.ndarray, Box]
     return own, (x0, y0, x1, y1)
 
 
-def _piece_score(atoms: Sequence[Atom], box: Box, prediction: Prediction, H: float) -> float:
-    """Log-score of one candidate piece: the classifier's confidence plus shape priors."""
+def _piece_score(atoms: Sequence[Atom], box: Box, prediction: Prediction, H: float, sure: float) -> float:
+    """Log-score of one candidate piece: the classifier's confidence (relative to `sure`) plus shape priors."""
     if len(atoms) == 1 and atoms[0].small:
         return -SMALL_ALONE
-    q = min(max(prediction.probability, 1e-6), 1 - 1e-6)
-    score = min(max(float(np.log(q / (1 - q))), -MAX_LOG_ODDS), MAX_LOG_ODDS) - DIGIT_LOG_ODDS
+    score = max(MIN_LOG_P, float(np.log(max(prediction.probability / sure, 1e-12)))) - PIECE_COST
+    score = min(score, 0.0)
     if prediction.rejected:
-        score -= MAX_LOG_ODDS
+        score += MIN_LOG_P / 2
     h, w = box[3] - box[1], box[2] - box[0]
     score -= LOW_PIECE * max(0.0, 0.5 - h / H)
     score -= WIDE_PIECE * max(0.0, w / H - WIDE_FROM)
@@ -366,7 +365,8 @@ def _best_split(atoms: list[Atom], table: dict, H: float) -> list[tuple[int, int
     before it, so the choice is exact for these scores.
     """
     n = len(atoms)
-    score = {span: _piece_score(atoms[span[0]:span[1]], entry[1], entry[2], H) for span, entry in table.items()}
+    sure = max(entry[2].probability for entry in table.values())
+    score = {span: _piece_score(atoms[span[0]:span[1]], entry[1], entry[2], H, sure) for span, entry in table.items()}
     ending: dict[int, list[tuple[int, int]]] = {}
     for span in table:
         ending.setdefault(span[1], []).append(span)
