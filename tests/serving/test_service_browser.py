@@ -220,6 +220,8 @@ def test_digit_mode_states_history_and_models_on_a_desktop(browser, page_server,
     page.unroute("**/api/predict*")
     release(held)
     expect_digit(page, 7)
+    expect(page.locator("#announce")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#announce")).to_have_text(re.compile(r"^7, \d+\.\d% sure$"))  # for screen readers
     expect(page.locator("#history li")).to_have_count(1)
     expect(page.locator("#history li").first).to_have_attribute("data-answer", "7")
     no_horizontal_overflow(page)
@@ -232,6 +234,7 @@ def test_digit_mode_states_history_and_models_on_a_desktop(browser, page_server,
     page.select_option("#model", "fashion")
     expect_state(page, "rejected")
     expect(page.locator("#verdict")).to_have_text(NOT_CLOTHING)
+    expect(page.locator("#announce")).to_contain_text(NOT_CLOTHING)
     expect(page.locator("#answer")).to_be_hidden()  # no confident answer...
     expect(page.locator("#confidence")).to_contain_text("Closest guess")  # ...the closest guess, small
     assert page.locator("#result-card").get_attribute("data-reason") == "not a piece of clothing"
@@ -342,7 +345,7 @@ def test_number_mode_reads_47_and_boxes_each_digit(browser, page_server, screens
     expect(page.locator("#model option")).to_have_count(2)
     page.get_by_role("button", name="A number").click()
     expect(page.locator("#mode-number")).to_have_attribute("aria-pressed", "true")
-    assert page.evaluate("[document.getElementById('pad').width, document.getElementById('pad').height]") == [840, 280]
+    assert page.evaluate("(c => [c.width, c.height])(document.getElementById('pad'))") == [840, 280]
     expect_state(page, "empty")
     expect(page.locator("#empty-title")).to_have_text("Write a number to start")
     no_horizontal_overflow(page)
@@ -446,6 +449,20 @@ def test_phone_finger_photo_number_and_keyboard(browser, page_server, screens, m
     expect(page.locator("#result-card")).to_have_attribute("data-text", "47", timeout=15_000)
     no_horizontal_overflow(page)
     shot(page, screens, "phone-number")
+    # A photo of a number: MNIST test digits 0 and 1 side by side, dark on light paper; boxed over the photo.
+    row = np.concatenate([np.pad(mnist.x_test[i], 4) for i in (0, 1)], axis=1)  # (36, 72)
+    paper = np.asarray(Image.fromarray(255 - row).resize((576, 288), Image.Resampling.BICUBIC), dtype=float)
+    path = tmp_path / "number.png"
+    Image.fromarray(np.clip(paper * 0.8 + 30, 0, 255).astype(np.uint8)).save(path)
+    page.get_by_label("Upload a photo").set_input_files(path)
+    expected = "".join(str(int(mnist.y_test[i])) for i in (0, 1))
+    expect(page.locator("#result-card")).to_have_attribute("data-text", expected, timeout=15_000)
+    expect(page.locator("#photo")).to_be_visible()
+    expect(page.locator("#photo-boxes")).to_be_visible()
+    size = page.evaluate("(c => [c.width, c.height])(document.getElementById('photo-boxes'))")
+    assert size == [576, 288]  # the photo's pixels, as the boxes' coordinates are
+    assert not canvas_is_blank(page, "#photo-boxes", alpha=True)
+    shot(page, screens, "phone-number-photo")
 
     # Keyboard: Tab from the canvas reaches Clear, which shows a visible focus outline; Enter clears.
     page.locator("#pad").focus()

@@ -334,6 +334,7 @@ function showNumber(body) {
   delete card.dataset.label;
   seenBox.hidden = true;
   barsEl.replaceChildren();
+  barsEl.hidden = true;
   verdictEl.hidden = Boolean(body.text);
   verdictEl.textContent = body.text ? "" : "That doesn't look like a number";
   setAnswer(body.text);
@@ -346,7 +347,7 @@ function showNumber(body) {
   showMeta(body);
   setView(body.text ? "result" : "rejected");
   announce(body.text ? `Read ${body.text.split("").join(" ")}` : verdictEl.textContent);
-  remember({ thumb: thumbnail(state.photo ? photoEl : pad), answer: body.text || "?", rejected: !body.text,
+  remember({ thumb: thumbnail(state.photo ? photoEl : pad, body.digits), answer: body.text || "?", rejected: !body.text,
              detail: body.text ? `${read.length} digit${read.length === 1 ? "" : "s"}` : "no number" });
 }
 
@@ -395,7 +396,9 @@ function drawBoxes(canvas, digits) {
   g.clearRect(0, 0, canvas.width, canvas.height);
   const css = getComputedStyle(document.documentElement);
   const accent = css.getPropertyValue("--accent").trim() || "#4f46e5";
-  const size = Math.max(12, Math.round(Math.min(canvas.width, canvas.height * 3) / 40));
+  // labels 15 CSS pixels tall whatever the canvas's scale on screen (object-fit: contain for a photo)
+  const shown = Math.min(canvas.clientWidth / canvas.width, canvas.clientHeight / canvas.height) || 1;
+  const size = Math.round(15 / shown);
   g.font = `700 ${size}px system-ui, sans-serif`;
   g.lineWidth = Math.max(2, size / 7);
   for (const d of digits) {
@@ -474,14 +477,22 @@ function remember(entry) {
   }));
 }
 
-function thumbnail(source) {
+// A small PNG of `source` (the canvas or the photo) cropped to its digits' boxes, with a margin.
+function thumbnail(source, digits) {
   const w = source.naturalWidth || source.width, h = source.naturalHeight || source.height;
   if (!w || !h) return "";
-  const scale = 96 / Math.max(w, h);
+  let [x0, y0, x1, y1] = [0, 0, w, h];
+  if (digits.length) {
+    x0 = Math.min(...digits.map((d) => d.box[0])); y0 = Math.min(...digits.map((d) => d.box[1]));
+    x1 = Math.max(...digits.map((d) => d.box[2])); y1 = Math.max(...digits.map((d) => d.box[3]));
+    const m = 0.15 * (y1 - y0);
+    [x0, y0, x1, y1] = [Math.max(0, x0 - m), Math.max(0, y0 - m), Math.min(w, x1 + m), Math.min(h, y1 + m)];
+  }
+  const scale = 96 / Math.max(x1 - x0, y1 - y0);
   const c = document.createElement("canvas");
-  c.width = Math.max(1, Math.round(w * scale));
-  c.height = Math.max(1, Math.round(h * scale));
-  c.getContext("2d").drawImage(source, 0, 0, c.width, c.height);
+  c.width = Math.max(1, Math.round((x1 - x0) * scale));
+  c.height = Math.max(1, Math.round((y1 - y0) * scale));
+  c.getContext("2d").drawImage(source, x0, y0, x1 - x0, y1 - y0, 0, 0, c.width, c.height);
   return c.toDataURL("image/png");
 }
 
