@@ -61,6 +61,23 @@ class TrainConfig:
     aug_rotate: float = 10.0  # max rotation in degrees; beyond ~15 a 6 starts to look like a 9
     aug_scale: float = 0.1  # max relative zoom in or out
     aug_flip: bool = False  # random left-right mirror: right for clothes, wrong for digits
+    aug_elastic: float = 0.0  # smooth random bending, max pixels: other hands; beyond ~2 px digits break
+    aug_stroke: float = 0.0  # share of images with thicker or thinner strokes: other pens
+    aug_blur: float = 0.0  # share of images blurred: defocused photos, soft scans
+    aug_lowres: float = 0.0  # share of images down-up sampled: low-resolution scans and photos
+    # outlier exposure (Hendrycks, Mazeika, Dietterich 2019): non-digits in each batch, pushed to uniform
+    oe_weight: float = 0.0  # weight of the outliers' loss; 0 = off (the paper uses 0.5)
+    oe_fraction: float = 0.25  # outliers per step, as a share of the batch size
+    oe_start: float = 0.0  # share of the steps trained before outliers join (the paper fine-tunes at the end)
+    oe_synth: int = 1500  # digitlab.synth non-digits (split "train") through the preprocessing; cached
+    oe_datasets: list[str] = field(default_factory=list)  # other datasets' training images, e.g. fashion-mnist
+    photo_digits: int = 0  # per synth digit condition: pictures (photos, canvases, print) of training digits...
+    photo_fraction: float = 0.125  # ...joined to each batch from oe_start, this share of it, with their labels
+    # the "not a digit" threshold and its report (end of `train`)
+    reject_keep: float = 0.99  # the threshold keeps this share of the validation images...
+    reject_keep_pictures: float = 0.98  # ...and of realistic pictures of validation digits (<= 2% rejected)
+    reject_fit_samples: int = 0  # per digit condition: realistic pictures of validation digits for the threshold
+    reject_eval_samples: int = 0  # per condition: synth pictures for report.json's rejection figures (0: none)
     # evaluation and stopping
     patience: int | None = None  # early stopping: epochs without val_loss improving; None = off
     track_test: bool = False  # also measure test accuracy while training (time-to-accuracy only)
@@ -92,6 +109,15 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing}: use a value in [0, 1)"),
             (0 < self.pct_start < 1, f"pct_start={self.pct_start}: use a value in (0, 1)"),
             (self.patience is None or self.patience >= 1, f"patience={self.patience}: use 1 or more, or None"),
+            (all(0 <= v <= 1 for v in (self.aug_stroke, self.aug_blur, self.aug_lowres, self.oe_start)),
+             "aug_stroke, aug_blur, aug_lowres and oe_start are shares: use values in [0, 1]"),
+            (self.aug_elastic >= 0 and self.oe_weight >= 0, "aug_elastic and oe_weight: use 0 or more"),
+            (0 < self.oe_fraction <= 4, f"oe_fraction={self.oe_fraction}: use a share in (0, 4]"),
+            (all(0.5 <= v < 1 for v in (self.reject_keep, self.reject_keep_pictures)),
+             "reject_keep and reject_keep_pictures: use shares in [0.5, 1)"),
+            (min(self.oe_synth, self.photo_digits, self.reject_fit_samples, self.reject_eval_samples) >= 0,
+             "oe_synth, photo_digits, reject_fit_samples and reject_eval_samples: use 0 or more"),
+            (0 < self.photo_fraction <= 4, f"photo_fraction={self.photo_fraction}: use a share in (0, 4]"),
             (self.eval_every_steps is None or self.eval_every_steps >= 1,
              f"eval_every_steps={self.eval_every_steps}: use 1 or more, or None"),
         ]

@@ -28,7 +28,7 @@ from digitlab.checkpoints import save_checkpoint, unwrap_model
 from digitlab.errors import DigitlabError
 from digitlab.layout import RunFiles, to_model_input
 from digitlab.models import build_model
-from digitlab.training.augment import random_affine
+from digitlab.training.augment import random_affine, random_pen
 from digitlab.training.config import TrainConfig
 from digitlab.training.optim import build_optimizer, lr_at
 from digitlab.training.state import (flatten_optimizer, load_train_state, save_train_state,
@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 Callback = Callable[[dict[str, Any]], None]
 # Fields that may differ between a run and its resumption without changing the result's meaning.
-RESUMABLE_CHANGES = {"device", "compile", "threads", "progress_every", "data_dir"}
+RESUMABLE_CHANGES = {"device", "compile", "threads", "progress_every", "data_dir",
+                     "reject_keep", "reject_keep_pictures", "reject_fit_samples",
+                     "reject_eval_samples"}  # reject_*: used after training only
 
 
 @dataclass
@@ -218,6 +220,10 @@ class _Splits:
     x_test: torch.Tensor | None
     y_test: torch.Tensor | None
     num_classes: int
+    outliers: torch.Tensor | None = None  # (M, 28, 28) uint8: outlier exposure's non-digits (oe_weight > 0)
+    outlier_parts: tuple[int, ...] = ()  # how many of them come from each source, in order
+    photos: torch.Tensor | None = None  # (P, 28, 28) uint8: pictures of training digits (photo_digits > 0)
+    photo_labels: torch.Tensor | None = None  # (P,) int64
 
 
 def _splits(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.device) -> _Splits:
@@ -235,8 +241,22 @@ def _splits(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.devi
         return torch.from_numpy(np.asarray(y, np.int64)).to(device)
 
     test = (_to_input(dataset.x_test, device), labels(dataset.y_test)) if config.track_test else (None, None)
+    outliers, parts = None, ()
+    if config.oe_weight > 0:
+        from digitlab.training.outliers import outlier_images
+
+        sources = outlier_images(config, dataset)
+        outliers = torch.from_numpy(np.concatenate(sources)).to(device)  # uint8: 1/4 of float's memory
+        parts = tuple(len(s) for s in sources)
+    photos = photo_labels = None
+    if config.photo_digits:
+        from digitlab.training.outliers import photo_digits
+
+        px, py = photo_digits(config, x_tr, y_tr)
+        photos, photo_labels = torch.from_numpy(px).to(device), labels(py)
     return _Splits(_to_input(x_tr, device), labels(y_tr), _to_input(x_val, device), labels(y_val), *test,
-                   num_classes=len(dataset.class_names))
+                   num_classes=len(dataset.class_names), outliers=outliers, outlier_parts=parts, photos=photos,
+                   photo_labels=photo_labels)
 
 
 def _trainer(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.device) -> _Trainer:
@@ -299,29 +319,83 @@ def _restore(t: _Trainer, run_dir: Path) -> None:
             _write_jsonl(files.steps, t.step_history)
 
 
-def train_step(t: _Trainer, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on the batch xb (B, 1, 28, 28), yb (B,): augment, forward, loss, backward, update.
+def _outlier_batch(t: _Trainer) -> torch.Tensor | None:
+    """(K, 1, 28, 28) outliers drawn at random for this step, as many from each source; or None (no outlier
+    exposure, or not yet)."""
+    outliers, config = t.data.outliers, t.config
+    if outliers is None or t.step < int(config.oe_start * t.total_steps):
+        return None
+    k = max(1, round(config.oe_fraction * config.batch_size / t.dd.world))
+    parts = torch.tensor(t.data.outlier_parts, device=outliers.device)
+    slot = torch.arange(k, device=outliers.device) * len(parts) // k  # the source of each of the k slots
+    starts = torch.cumsum(parts, 0) - parts
+    u = torch.rand(k, generator=t.aug_gen, device=outliers.device)
+    idx = starts[slot] + (u * parts[slot]).long().clamp(max=parts[slot] - 1)
+    return to_model_input(outliers[idx])
 
-    Returns (loss, logits (B, C)), both still on the device (reading them syncs it).
+
+def _photo_batch(t: _Trainer) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(K, 1, 28, 28) pictures of training digits and their labels (K,) for this step, or None (none, not yet)."""
+    photos, labels, config = t.data.photos, t.data.photo_labels, t.config
+    if photos is None or labels is None or t.step < int(config.oe_start * t.total_steps):
+        return None
+    k = max(1, round(config.photo_fraction * config.batch_size / t.dd.world))
+    idx = torch.randint(len(photos), (k,), generator=t.aug_gen, device=photos.device)
+    return to_model_input(photos[idx]), labels[idx]
+
+
+def _pen(t: _Trainer, xb: torch.Tensor) -> torch.Tensor:
+    """xb (B, 1, 28, 28) with other pens and scans on random shares (`augment.random_pen`), when configured."""
+    config = t.config
+    if not (config.aug_stroke or config.aug_blur or config.aug_lowres):
+        return xb
+    return random_pen(xb, t.aug_gen, stroke=config.aug_stroke, blur_share=config.aug_blur, lowres=config.aug_lowres)
+
+
+def outlier_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Outlier exposure's loss for outlier logits (K, C): mean cross-entropy to the uniform distribution."""
+    return (torch.logsumexp(logits, 1) - logits.mean(1)).mean()
+
+
+def train_step(t: _Trainer, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on the batch xb (B, 1, 28, 28), yb (B,): pen changes, outliers joined,
+    warp, forward, loss, backward, update.
+
+    From `oe_start` on, digit pictures (`photo_digits`, labelled) and outliers (`oe_weight`, pushed
+    towards uniform) join the forward pass. Returns (loss, logits (B, C)): the labelled images'
+    cross-entropy (the outliers' share left out) and the batch's own logits, both still on the
+    device (reading them syncs it).
     """
     config = t.config
     for group in t.optimizer.param_groups:
         group["lr"] = lr
+    n = xb.shape[0]
+    if config.augment:
+        xb = _pen(t, xb)
+    photos = _photo_batch(t)
+    if photos is not None:
+        xb, yb = torch.cat([xb, photos[0]]), torch.cat([yb, photos[1]])
+    outliers = _outlier_batch(t)
+    n_in = xb.shape[0]
+    if outliers is not None:
+        xb = torch.cat([xb, outliers])  # (B [+ P] + K, 1, 28, 28): one forward pass, BatchNorm sees all
     if config.augment:
         xb = random_affine(xb, t.aug_gen, max_shift=config.aug_shift, max_rotation=config.aug_rotate,
-                           max_scale=config.aug_scale, flip=config.aug_flip)
+                           max_scale=config.aug_scale, flip=config.aug_flip, elastic=config.aug_elastic)
     if config.channels_last:
         xb = xb.contiguous(memory_format=torch.channels_last)
     with t.autocast():
-        logits = t.net(xb)  # (B, C)
-    loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
+        logits = t.net(xb)  # (B [+ P + K], C)
+    loss = F.cross_entropy(logits[:n_in].float(), yb, label_smoothing=config.label_smoothing)
+    total = loss if outliers is None else loss + config.oe_weight * outlier_loss(logits[n_in:].float())
+    logits = logits[:n]
     t.optimizer.zero_grad(set_to_none=True)
     if t.scaler is not None:
-        t.scaler.scale(loss).backward()
+        t.scaler.scale(total).backward()
         t.scaler.step(t.optimizer)
         t.scaler.update()
     else:
-        loss.backward()
+        total.backward()
         t.optimizer.step()
     return loss.detach(), logits.detach()
 

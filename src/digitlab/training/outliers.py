@@ -1,0 +1,247 @@
+"""Picture sets seen through the preprocessing: outliers to train on, and held-out sets to set and judge rejection.
+
+Every set is made of `digitlab.synth` pictures (or another dataset's images) run through the
+one preprocessing (`digitlab.inference.preprocess.preprocess`, the model's dataset profile), so
+training and evaluation see exactly what `Predictor.predict_image` would: a uint8 (N, 28, 28)
+array plus the cheap ink facts of each picture. A set is made once and kept in the user cache
+(`<cache>/sets/<key>.npz`, written atomically); the key covers the set's parameters, the source
+digits and the source code of the synth and preprocessing modules, so a change to either makes
+a new set instead of reusing a stale one.
+
+    outlier_images(config, dataset)      # training outliers: synth non-digits (split "train") + other datasets
+    realistic_digits(x, y, n, seed=...)  # digit pictures (photos, canvases, print) drawn from the digits x, y
+    synth_nondigits(n, split="heldout")  # non-digits the detector never trained on
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from digitlab._io import atomic_write_bytes
+from digitlab.errors import DigitlabError
+
+if TYPE_CHECKING:
+    from digitlab.data import Dataset
+    from digitlab.training.config import TrainConfig
+
+log = logging.getLogger("digitlab.training")
+
+SET_FORMAT = 1  # bump when the stored arrays change meaning
+OUTLIER_SEED = 0  # one fixed stream of training outliers for every run: a set is made once, then cached
+OUTLIER_MAX_SIDE = 400  # training outlier photos at most 400 px: 5x cheaper, same 28x28 after preprocessing
+FACT_KEYS = ("blank", "objects", "components", "coverage", "density", "stroke")
+NONDIGIT_CONDITIONS = ("nondigit_letters", "nondigit_symbols", "nondigit_scribbles", "nondigit_doodles",
+                       "nondigit_mixed")
+CHUNK = 50  # synth pictures are made and cached this many at a time, per condition
+PREPROCESSED_OTHER = 2000  # of another dataset's training images, this many (evenly spread) also go through
+# the preprocessing, as a photo of one would arrive (about 3 s, then cached)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Pictures as the model sees them: images uint8 (N, 28, 28), their ink facts and where each came from.
+
+    facts: FACT_KEYS -> (N,) arrays (blank bool, objects and components int, the rest float),
+    as `digitlab.inference.preprocess.Preprocessed` reports them. condition, medium: str (N,):
+    the synth condition and the medium ("photo", "black", "transparent"); labels: int (N,), the
+    digit for digit sets and -1 for non-digits.
+    """
+
+    images: np.ndarray
+    facts: dict[str, np.ndarray]
+    condition: np.ndarray
+    medium: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def select(self, keep: np.ndarray) -> ImageSet:
+        """The pictures where the bool (N,) `keep` holds."""
+        return ImageSet(self.images[keep], {k: v[keep] for k, v in self.facts.items()}, self.condition[keep],
+                        self.medium[keep], self.labels[keep])
+
+
+def _code_hash() -> str:
+    """SHA-256 of the source files that decide what a set contains (synth and preprocessing)."""
+    import digitlab.inference.ink as ink
+    import digitlab.inference.preprocess as preprocess
+    import digitlab.synth as synth
+
+    h = hashlib.sha256()
+    files = sorted(Path(synth.__file__).parent.glob("*.py")) + [Path(preprocess.__file__), Path(ink.__file__)]
+    for path in files:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _array_hash(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _cache_path(params: dict) -> Path:
+    from digitlab.data.sources import cache_root
+
+    key = hashlib.sha256(json.dumps({**params, "format": SET_FORMAT, "code": _code_hash()},
+                                    sort_keys=True).encode()).hexdigest()
+    return cache_root() / "sets" / f"{key[:32]}.npz"
+
+
+def _read(path: Path) -> ImageSet | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return ImageSet(z["images"], {k: z[f"fact_{k}"] for k in FACT_KEYS}, z["condition"], z["medium"],
+                            z["labels"])
+    except (OSError, KeyError, ValueError):  # missing or damaged: made again
+        return None
+
+
+def _write(path: Path, s: ImageSet) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, images=s.images, condition=s.condition, medium=s.medium, labels=s.labels,
+             **{f"fact_{k}": v for k, v in s.facts.items()})
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:  # a read-only cache costs making the set again next time, nothing more
+        log.info("could not cache a picture set at %s (%s)", path, exc)
+
+
+def _cached(params: dict, make) -> ImageSet:  # type: ignore[no-untyped-def]
+    path = _cache_path(params)
+    found = _read(path)
+    if found is not None:
+        return found
+    made = make()
+    _write(path, made)
+    return made
+
+
+def _from_pictures(pictures: Sequence[np.ndarray], profile: str, condition: Sequence[str], medium: Sequence[str],
+                   labels: Sequence[int]) -> ImageSet:
+    """Preprocess each picture (any size, RGB(A) or grey) with `profile`; blank ones are kept, flagged."""
+    from digitlab.inference.preprocess import preprocess
+
+    done = [preprocess(p, profile=profile) for p in pictures]
+    facts = {k: np.array([getattr(d, k) for d in done]) for k in FACT_KEYS}
+    facts["blank"] = facts["blank"].astype(bool)
+    images = np.stack([d.image for d in done]) if done else np.zeros((0, 28, 28), np.uint8)
+    return ImageSet(images, facts, np.array(condition, dtype=str), np.array(medium, dtype=str),
+                    np.array(labels, dtype=np.int64))
+
+
+def _medium(params: dict) -> str:
+    return "photo" if params.get("medium") == "photo" else str(params.get("background", "canvas"))
+
+
+def _concat(sets: Sequence[ImageSet]) -> ImageSet:
+    return ImageSet(np.concatenate([s.images for s in sets]), {k: np.concatenate([s.facts[k] for s in sets])
+                    for k in FACT_KEYS}, np.concatenate([s.condition for s in sets]),
+                    np.concatenate([s.medium for s in sets]), np.concatenate([s.labels for s in sets]))
+
+
+def synth_set(conditions: Sequence[str], n: int, *, split: str = "train", seed: int = 0, profile: str = "mnist",
+              digits: tuple[np.ndarray, np.ndarray] | None = None, max_side: int | None = None) -> ImageSet:
+    """`n` pictures of each synth condition through the preprocessing of `profile`, cached in chunks.
+
+    digits: (x uint8 (N, 28, 28), y (N,)) the handwritten digits the digit conditions draw
+    (any MNIST-format digits: validation digits for fitting, test digits for judging). Pictures
+    are made and cached CHUNK at a time (sample i depends only on the seed, condition, split
+    and i), so a larger set reuses a smaller one's pictures.
+    """
+    from digitlab.synth import build_set
+
+    base = {"split": split, "seed": seed, "profile": profile, "max_side": max_side,
+            "digits": _array_hash(*digits) if digits is not None else None}
+
+    def chunk(name: str, start: int, stop: int) -> ImageSet:
+        def make() -> ImageSet:
+            samples = build_set(name, stop - start, seed=seed, mnist_test=digits, split=split, start=start,
+                                max_side=max_side)
+            return _from_pictures([s.image for s in samples], profile, [name] * len(samples),
+                                  [_medium(s.params) for s in samples],
+                                  [-1 if s.label is None else int(s.label) for s in samples])
+
+        return _cached({**base, "condition": name, "start": start, "stop": stop}, make)
+
+    parts = [chunk(name, lo, min(n, lo + CHUNK)) for name in conditions for lo in range(0, n, CHUNK)]
+    return _concat(parts) if parts else _from_pictures([], profile, [], [], [])
+
+
+def realistic_digits(x: np.ndarray, y: np.ndarray, n: int, *, seed: int, profile: str = "mnist") -> ImageSet:
+    """`n` pictures per synth digit condition (photos of paper, canvases, print) of the digits (x, y)."""
+    from digitlab.synth import condition_names
+
+    return synth_set(condition_names("digit"), n, seed=seed, profile=profile, digits=(x, y))
+
+
+def synth_nondigits(n: int, *, split: str, seed: int, profile: str = "mnist", max_side: int | None = None) -> ImageSet:
+    """`n` pictures per non-digit condition (letters, symbols, scribbles, doodles, mixed) of `split`."""
+    return synth_set(NONDIGIT_CONDITIONS, n, split=split, seed=seed, profile=profile, max_side=max_side)
+
+
+def preprocessed_images(x: np.ndarray, profile: str, *, name: str) -> ImageSet:
+    """uint8 images (N, 28, 28) of another dataset run through the preprocessing of `profile`, cached."""
+    params = {"images": _array_hash(x), "profile": profile, "name": name}
+    return _cached(params, lambda: _from_pictures(list(x), profile, [name] * len(x), ["image"] * len(x),
+                                                  [-1] * len(x)))
+
+
+def outlier_images(config: TrainConfig, dataset: Dataset) -> list[np.ndarray]:
+    """The training outliers of `config` for a model of `dataset`: one uint8 (M_i, 28, 28) array per source.
+
+    Training draws the same number from each source (`loop._outlier_batch`), so a small varied
+    source (the synth pictures) counts as much as a large one (60,000 Fashion-MNIST images).
+
+    `config.oe_synth` synth non-digits of split "train" (never "heldout": that split judges the
+    detector), and for each of `config.oe_datasets` its training images as they are plus
+    PREPROCESSED_OTHER of them through the preprocessing (as a photo of one would arrive).
+    Raises DigitlabError when nothing is asked for or a dataset is the model's own.
+    """
+    from digitlab.data import load
+    from digitlab.data.registry import preprocessing_of
+
+    profile = preprocessing_of(dataset.name)
+    parts = []
+    if config.oe_synth:
+        per = -(-config.oe_synth // len(NONDIGIT_CONDITIONS))
+        s = synth_nondigits(per, split="train", seed=OUTLIER_SEED, profile=profile, max_side=OUTLIER_MAX_SIDE)
+        parts.append(s.images[~s.facts["blank"]])
+    for name in config.oe_datasets:
+        if name == dataset.name:
+            raise DigitlabError(f"oe_datasets: {name!r} is the dataset the model learns; give other datasets")
+        other = load(name, data_dir=None)
+        step = max(1, len(other.x_train) // max(1, PREPROCESSED_OTHER))
+        parts += [other.x_train, preprocessed_images(other.x_train[::step][:PREPROCESSED_OTHER], profile,
+                                                     name=name).images]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        raise DigitlabError("outlier exposure (oe_weight > 0) needs outliers: set oe_synth > 0 or "
+                            "oe_datasets (e.g. [\"fashion-mnist\"])")
+    return parts
+
+
+def photo_digits(config: TrainConfig, x_train: np.ndarray, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`config.photo_digits` pictures per synth digit condition of the training digits, as the model sees them.
+
+    Returns (images uint8 (P, 28, 28), labels int64 (P,)), blank pictures and several-object ones
+    left out (the ink checks reject those before the model). x_train, y_train: the training split
+    (never the validation or test images, which judge the model).
+    """
+    from digitlab.synth import condition_names
+
+    s = synth_set(condition_names("digit"), config.photo_digits, seed=OUTLIER_SEED, digits=(x_train, y_train),
+                  max_side=OUTLIER_MAX_SIDE)
+    keep = ~s.facts["blank"] & (s.facts["objects"] == 1)
+    return s.images[keep], s.labels[keep]
