@@ -57,6 +57,16 @@ class _Calibration(BaseModel):
     temperature: float = Field(1.0, gt=0.0, lt=1000.0)
 
 
+class _Rejection(BaseModel):
+    """`model.json`'s "rejection": inputs whose score is above `threshold` are "not a digit"."""
+
+    model_config = ConfigDict(extra="allow")  # what it was fitted on, kept as information
+
+    method: Literal["energy"] = "energy"  # -temperature * logsumexp(logits / temperature)
+    threshold: float = Field(allow_inf_nan=False)
+    temperature: float = Field(1.0, gt=0.0, lt=1000.0)
+
+
 class ModelMeta(BaseModel):
     """The schema `model.json` is checked against at load (extra keys are kept, not checked)."""
 
@@ -69,6 +79,7 @@ class ModelMeta(BaseModel):
     dataset: str | None = None
     weights: _Weights | None = None
     calibration: _Calibration | None = None
+    rejection: _Rejection | None = None
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
 

@@ -20,7 +20,15 @@ from digitlab.data.registry import Preprocessing, preprocessing_of
 from digitlab.errors import DigitlabError
 from digitlab.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_bytes, onnx_metadata, weights_sha256
 from digitlab.inference.prediction import Prediction
-from digitlab.inference.preprocess import MAX_IMAGE_PIXELS, ImageInput, load_image, preprocess_image
+from digitlab.inference.preprocess import (
+    MAX_IMAGE_PIXELS,
+    ImageInput,
+    Preprocessed,
+    load_image,
+    preprocess,
+    preprocess_image,
+)
+from digitlab.inference.rejection import Ink, Rejection, decide
 from digitlab.inference.runner import check_images, predict_logits, softmax
 from digitlab.layout import RunFiles, to_model_input
 
@@ -56,7 +64,10 @@ class Predictor:
     (model name + first 12 hex digits of the weights' SHA-256), `meta` (the `model.json`),
     `backend` ("torch", "onnx" or "int8"), `run_dir`, `preprocessing` (the `preprocess_image`
     profile of the checkpoint's dataset), `temperature` (the calibration in `model.json`;
-    1 when it has none). Thread-safe for concurrent calls.
+    1 when it has none), `rejection` (the "not a digit" score and threshold in `model.json`; None
+    when it has none: then only blank pictures and several objects are rejected). Every
+    prediction method takes `reject_threshold` (None: the stored threshold) and fills each
+    Prediction's `rejected` and `reason` (see `digitlab.inference.rejection`). Thread-safe.
     """
 
     def __init__(
@@ -80,6 +91,7 @@ class Predictor:
         )
         self.preprocessing: Preprocessing = preprocessing_of(meta.get("dataset"))
         self.temperature = float((meta.get("calibration") or {}).get("temperature", 1.0))
+        self.rejection = Rejection.from_meta(meta)
         self.model_id = f"{meta['model']['name']}-{weights_sha256(meta, run_dir)[:12]}"
         self._model = model
         self._session = session
@@ -166,31 +178,71 @@ class Predictor:
 
         `image`: a file path, the file's bytes, a binary file object, a PIL image, or a NumPy
         array of any size and dtype (greyscale (H, W), RGB(A) (H, W, 3|4)). `name` names it in
-        errors; `max_pixels` bounds the size a file may declare (decompression bombs).
+        errors; `max_pixels` bounds the size a file may declare (decompression bombs). A blank
+        picture raises BlankImageError (`predict_image` answers it with a rejected Prediction).
         """
-        label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
-        picture = image if isinstance(image, (np.ndarray, PILImage)) else load_image(image, name=label,
-                                                                                    max_pixels=max_pixels)
+        label, picture = self._picture(image, name, max_pixels)
         return preprocess_image(picture, name=label, profile=self.preprocessing)
 
-    def predict_image(self, image: ImageInput, *, top_k: int = DEFAULT_TOP_K, name: str | None = None) -> Prediction:
-        """The prediction for one picture (see `prepare` for what it may be)."""
-        return self.predict_prepared(self.prepare(image, name=name)[None], top_k=top_k)[0]
+    def preprocessed(self, image: ImageInput, *, name: str | None = None,
+                     max_pixels: int = MAX_IMAGE_PIXELS) -> Preprocessed:
+        """`prepare` with the facts about the ink found (blank, objects, ...); a blank picture is no error."""
+        label, picture = self._picture(image, name, max_pixels)
+        return preprocess(picture, name=label, profile=self.preprocessing)
 
-    def predict_images(self, images: Sequence[ImageInput], *, top_k: int = DEFAULT_TOP_K) -> list[Prediction]:
+    def _picture(self, image: ImageInput, name: str | None, max_pixels: int) -> tuple[str, np.ndarray | PILImage]:
+        label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+        if isinstance(image, (np.ndarray, PILImage)):
+            return label, image
+        return label, load_image(image, name=label, max_pixels=max_pixels)
+
+    def predict_image(self, image: ImageInput, *, top_k: int = DEFAULT_TOP_K, name: str | None = None,
+                      reject_threshold: float | None = None) -> Prediction:
+        """The prediction for one picture (see `prepare` for what it may be); blank: rejected, reason "blank"."""
+        return self._from_pictures([self.preprocessed(image, name=name)], top_k, reject_threshold)[0]
+
+    def predict_images(self, images: Sequence[ImageInput], *, top_k: int = DEFAULT_TOP_K,
+                       reject_threshold: float | None = None) -> list[Prediction]:
         """Predictions for several pictures, in one batched forward pass."""
-        if not images:
+        return self._from_pictures([self.preprocessed(im) for im in images], top_k, reject_threshold)
+
+    def _from_pictures(self, done: list[Preprocessed], top_k: int, reject_threshold: float | None) -> list[Prediction]:
+        if not done:
             return []
-        return self.predict_prepared(np.stack([self.prepare(im) for im in images]), top_k=top_k)
+        logits = self.predict_logits(np.stack([d.image for d in done]))
+        return self._predictions(logits, [Ink.of(d) for d in done], top_k, reject_threshold)
 
-    def predict_prepared(self, x: np.ndarray, *, top_k: int = DEFAULT_TOP_K) -> list[Prediction]:
-        """Predictions for uint8 images (N, 28, 28) already in the model's format (no preprocessing)."""
-        return [self.prediction(row, top_k=top_k) for row in self.predict_logits(x)]
+    def predict_prepared(self, x: np.ndarray, *, top_k: int = DEFAULT_TOP_K, reject_threshold: float | None = None,
+                         ink: Sequence[Ink | None] | None = None) -> list[Prediction]:
+        """Predictions for uint8 images (N, 28, 28) already in the model's format (no preprocessing).
 
-    def prediction(self, logits: np.ndarray, *, top_k: int = DEFAULT_TOP_K) -> Prediction:
-        """The `Prediction` for one row of this model's logits (C,): calibrated probabilities, top k."""
+        `ink`: the pictures' ink facts (`Ink.of(self.preprocessed(picture))`) when known; without
+        them only an all-black image is rejected by the ink checks ("blank").
+        """
+        x = check_images(x)
+        return self._predictions(self.predict_logits(x), Ink.of_images(x) if ink is None else ink, top_k,
+                                 reject_threshold)
+
+    def reasons(self, logits: np.ndarray, ink: Sequence[Ink | None] | None = None,
+                reject_threshold: float | None = None) -> list[str | None]:
+        """Why each of logits (N, C) is rejected (None: accepted), with the pictures' ink facts when known."""
+        return decide(logits, self.rejection, ink=ink, threshold=reject_threshold, dataset=self.meta.get("dataset"))
+
+    def _predictions(self, logits: np.ndarray, ink: Sequence[Ink | None], top_k: int,
+                     reject_threshold: float | None) -> list[Prediction]:
+        reasons = self.reasons(logits, ink, reject_threshold)
+        return [self._prediction(row, top_k, reason) for row, reason in zip(logits, reasons)]
+
+    def prediction(self, logits: np.ndarray, *, top_k: int = DEFAULT_TOP_K, ink: Ink | None = None,
+                   reject_threshold: float | None = None) -> Prediction:
+        """The `Prediction` for one row of this model's logits (C,): calibrated probabilities, top k, rejection."""
+        row = np.asarray(logits)
+        return self._prediction(row, top_k, self.reasons(row[None], [ink], reject_threshold)[0])
+
+    def _prediction(self, logits: np.ndarray, top_k: int, reason: str | None) -> Prediction:
         proba = softmax(np.asarray(logits, dtype=np.float64)[None], self.temperature)[0]  # float64: sums to 1
-        return Prediction.from_probabilities(proba, self.class_names, self.model_id, top_k=top_k)
+        return Prediction.from_probabilities(proba, self.class_names, self.model_id, top_k=top_k,
+                                             rejected=reason is not None, reason=reason)
 
     def _run(self, xb: np.ndarray) -> np.ndarray:
         if self._session is None:
