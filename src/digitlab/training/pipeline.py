@@ -1,8 +1,9 @@
 """The whole run: `train(config, dataset, run_dir=...)` = the loop, then `finish_run` on the model in memory.
 
-`finish_run` evaluates the trained model on the test split, saves the checkpoint (once, with
-its test metrics), writes `report.json` and the plots, reloads the checkpoint to check it
-reproduces the model, and writes the int8 ONNX model when it keeps the accuracy. `digitlab
+`finish_run` fits the calibration temperature and the "not a digit" threshold on the validation
+split, evaluates the trained model on the test split, saves the checkpoint (once, with its test
+metrics, temperature and threshold), writes `report.json` and the plots, reloads the checkpoint
+to check it reproduces the model, and writes the int8 ONNX model when it keeps the accuracy. `digitlab
 train` is this function plus printing, so the CLI and Python produce the same run directory.
 """
 from __future__ import annotations
@@ -13,10 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from digitlab._io import atomic_write_text
 from digitlab.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.errors import DigitlabError
-from digitlab.evaluation import evaluate_model, write_report
+from digitlab.evaluation import CalibrationResult, calibrate, evaluate_model, report_from_logits, write_report
+from digitlab.inference.runner import predict_logits
 from digitlab.layout import RunFiles
 from digitlab.training.config import TrainConfig
 from digitlab.training.loop import Callback, TrainResult, fit
@@ -50,16 +54,71 @@ class ReloadMismatchError(DigitlabError):
     """The checkpoint read back from disk does not reproduce the trained model's accuracy."""
 
 
-def _evaluate(result: TrainResult, dataset: Dataset, test_limit: int | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Logits:
+    """The trained model's logits on the validation and test images, computed once for every step."""
+
+    val: np.ndarray  # (N_val, C)
+    y_val: np.ndarray  # (N_val,)
+    test: np.ndarray  # (N_test, C)
+    y_test: np.ndarray  # (N_test,)
+
+
+def _logits(result: TrainResult, dataset: Dataset, test_limit: int | None) -> _Logits:
+    from digitlab.data import split_validation
+
+    assert result.config is not None
+    _, _, x_val, y_val = split_validation(dataset.x_train, dataset.y_train, result.config.validation_size)
     x, y = dataset.x_test[:test_limit], dataset.y_test[:test_limit]
-    return evaluate_model(result.model, x, y, dataset.class_names, dataset=dataset.name)
+    return _Logits(predict_logits(result.model, x_val), y_val, predict_logits(result.model, x), y)
 
 
-def _save(result: TrainResult, dataset: Dataset, run_dir: Path, report: dict[str, Any]) -> Checkpoint:
+def _calibrate(logits: _Logits) -> CalibrationResult | None:
+    """Temperature scaling fitted on the validation logits, measured on the test ones; None without validation."""
+    if len(logits.y_val) == 0 or len(logits.y_test) == 0:
+        log.warning("no validation images: the model is saved uncalibrated (temperature 1)")
+        return None
+    return calibrate(logits.val, logits.y_val, logits.test, logits.y_test)
+
+
+def _rejection(result: TrainResult, dataset: Dataset, logits: _Logits,
+               calibration: CalibrationResult | None) -> dict[str, Any] | None:
+    """model.json's `rejection` (the energy threshold fitted on held-out digits); None without validation."""
+    from digitlab.training.open_set import fit_rejection
+
+    assert result.config is not None
+    if len(logits.y_val) == 0:
+        log.warning("no validation images: no rejection threshold (only blank pictures are rejected)")
+        return None
+    temperature = calibration.temperature if calibration is not None else 1.0
+    return fit_rejection(result.model, dataset, result.config, logits.val, temperature)
+
+
+def _report(result: TrainResult, dataset: Dataset, logits: _Logits, calibration: CalibrationResult | None,
+            rejection: dict[str, Any] | None, test_limit: int | None) -> dict[str, Any]:
+    """report.json: the test-set evaluation, its `calibration` and `rejection` sections."""
+    from digitlab.training.open_set import rejection_report
+
+    assert result.config is not None
+    report = report_from_logits(logits.test, logits.y_test, dataset.class_names, dataset=dataset.name,
+                                calibration=calibration.report if calibration is not None else None)
+    if rejection is not None:
+        report["rejection"] = rejection_report(result.model, dataset, result.config, rejection, logits.test,
+                                               test_limit)
+    return report
+
+
+def _save(result: TrainResult, dataset: Dataset, run_dir: Path, report: dict[str, Any],
+          calibration: CalibrationResult | None, rejection: dict[str, Any] | None) -> Checkpoint:
     assert result.config is not None
     metrics = {**result.metrics, "test_accuracy": report["accuracy"]}
-    return save_checkpoint(run_dir, result.model, {"class_names": list(dataset.class_names), "dataset": dataset.name,
-                                                   "training": result.config.to_dict(), "metrics": metrics})
+    meta: dict[str, Any] = {"class_names": list(dataset.class_names), "dataset": dataset.name,
+                            "training": result.config.to_dict(), "metrics": metrics}
+    if calibration is not None:
+        meta["calibration"] = calibration.meta
+    if rejection is not None:
+        meta["rejection"] = rejection
+    return save_checkpoint(run_dir, result.model, meta)
 
 
 def _reload_check(ckpt: Checkpoint, dataset: Dataset, report: dict[str, Any], test_limit: int | None) -> float:
@@ -93,15 +152,22 @@ def finish_run(
     int8: bool = True,
     test_limit: int | None = None,
 ) -> RunOutputs:
-    """Evaluate, save once, report, plot, reload-check and export the trained model of `result`.
+    """Calibrate, fit the rejection threshold, evaluate, save once, report, plot, reload-check and export.
 
-    Works on the model in memory; reads the checkpoint back once, to check it. `test_limit`
+    Works on the model in memory; reads the checkpoint back once, to check it. The temperature
+    (Guo et al. 2017) and the "not a digit" threshold are fitted on the validation split (the
+    first `validation_size` training images) and stored in model.json (`calibration`,
+    `rejection`); report.json gets the test-set evaluation with `calibration` (ECE and NLL
+    before and after) and `rejection` (see `open_set.rejection_report`). `test_limit`
     evaluates on the first N test images only (dry runs). Raises ReloadMismatchError when
     the saved checkpoint does not reproduce the model.
     """
     run = Path(run_dir)
-    report = _evaluate(result, dataset, test_limit)
-    ckpt = _save(result, dataset, run, report)
+    logits = _logits(result, dataset, test_limit)
+    calibration = _calibrate(logits)
+    rejection = _rejection(result, dataset, logits, calibration)
+    report = _report(result, dataset, logits, calibration, rejection, test_limit)
+    ckpt = _save(result, dataset, run, report, calibration, rejection)
     report_path = write_report(report, run)
     paths: list[Path] = []
     if plots:
