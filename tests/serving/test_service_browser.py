@@ -233,6 +233,7 @@ def test_digit_mode_states_history_and_models_on_a_desktop(browser, page_server,
     # The same drawing asked of the Fashion model, which rejects everything: worded for clothing.
     page.select_option("#model", "fashion")
     expect_state(page, "rejected")
+    expect(page.locator("#mode-number")).to_be_disabled()  # numbers are for digit models
     expect(page.locator("#verdict")).to_have_text(NOT_CLOTHING)
     expect(page.locator("#announce")).to_contain_text(NOT_CLOTHING)
     expect(page.locator("#answer")).to_be_hidden()  # no confident answer...
@@ -332,7 +333,7 @@ def test_not_a_digit_then_a_digit(browser, page_server, screens):
     page.close()
     print(f"not-a-digit drawings: {seen}")
     mnist = next(m for m in served_models(page_server)["models"] if m["name"] == "mnist")
-    if not (mnist["meta"].get("rejection") or {}).get("threshold"):
+    if (mnist["meta"].get("rejection") or {}).get("threshold") is None:
         pytest.skip("the bundled model has no not-a-digit detector (no 'rejection' in its model.json), so only "
                     f"blank pictures can be rejected; the page showed {seen}")
     assert seen["star"].startswith("rejected"), f"the star was read as a digit: {seen}"
@@ -490,6 +491,12 @@ def test_token_dialog(browser, token_server, screens):
     field = page.get_by_label("Access token", exact=True)
     expect(field).to_be_focused()
     shot(page, screens, "desktop-token")
+    page.keyboard.press("Escape")  # cancelled: the page says what it needs; the next request asks again
+    expect(dialog).to_be_hidden()
+    expect_state(page, "error")
+    expect(page.locator("#error-title")).to_have_text("Access token needed")
+    draw(page, SEVEN)
+    expect(dialog).to_be_visible()
 
     field.fill("not-the-token-at-all-0000")
     page.get_by_role("button", name="Unlock").click()
@@ -503,8 +510,7 @@ def test_token_dialog(browser, token_server, screens):
     expect(dialog).to_be_hidden()
     expect(page.locator("#model option")).to_have_count(1)  # the models listed with the token
     expect(page.locator("#model-row")).to_be_hidden()
-    draw(page, SEVEN)
-    expect_digit(page, 7)
+    expect_digit(page, 7)  # the drawing that asked, answered once the token came
     assert page.evaluate("sessionStorage.getItem('digitlab.token')") == token
     assert authorizations and set(authorizations) == {f"Bearer {token}"}
 

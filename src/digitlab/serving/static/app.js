@@ -310,9 +310,9 @@ function showPrediction(body) {
   if (rejected) {
     rich(confidenceEl, ["Closest guess: ", [body.class_name], ` (${percent(body.probability)})`]);
   } else {
-    const second = body.top_k[1];
+    const second = body.probability < 0.6 && body.top_k[1]; // unsure: name the runner-up too
     rich(confidenceEl, [[percent(body.probability)], " sure",
-      ...(second && body.probability < 0.6 ? [` \u00b7 or maybe ${second.class_name} (${percent(second.probability)})`] : [])]);
+      second ? ` \u00b7 or maybe ${second.class_name} (${percent(second.probability)})` : ""]);
   }
   renderBars(body);
   digitsEl.hidden = true;
@@ -321,7 +321,8 @@ function showPrediction(body) {
   announce(rejected ? `${verdictEl.textContent}. Closest guess ${body.class_name}.`
     : `${body.class_name}, ${percent(body.probability)} sure`);
   remember({ thumb: body.image, answer: rejected ? "?" : body.class_name, rejected,
-             detail: rejected ? SHORT_REASONS[body.reason] || "no match" : `${Math.round(100 * body.probability)}% sure` });
+             detail: rejected ? SHORT_REASONS[body.reason] || "no match"
+               : `${Math.round(100 * body.probability)}% sure` });
 }
 
 function showNumber(body) {
