@@ -36,8 +36,7 @@ import numpy as np
 
 FLAT_LEVELS = 3  # a pixel within this many levels (0-255) of the paper is plain background
 FLAT_SHARE = 0.5  # a picture with at least this share of plain background pixels is flat (no lighting)
-FLAT_CHECK_SIDE = 64  # pictures this large (shorter side) must also be evenly lit to count as flat...
-FLAT_SPREAD = 20  # ...their paper (a closing) within this many levels (2nd-98th percentile)
+FLAT_FAR, FLAT_FAR_SHARE = 40, 0.2  # ...and at most this share of its border this far from the paper (a shadow)
 BG_SIDE = 256  # the paper's lighting is estimated at this long side (it varies slowly, or in sharp shadow edges)
 BG_KERNEL = 0.3  # closing width / the picture's shorter side: wider than a marker stroke, narrower than a shadow
 DARK_PAPER = 80  # a photo whose paper level (median) is below this may hold light ink (chalk on a board)
@@ -86,8 +85,6 @@ def find_ink(pixels: np.ndarray) -> InkMap:
     grey = _grey(pixels)
     small = _shrunk(pixels, BG_SIDE)  # area averaging: a hot pixel or a speck does not count
     flat, paper = _flat_paper(grey)
-    if flat and min(grey.shape) >= FLAT_CHECK_SIDE and not _evenly_lit(_grey(small)):
-        flat, paper = False, float(_median_level(grey))
     if _light_on_dark(_grey(small), paper, flat):
         pixels, small = cv2.bitwise_not(pixels), cv2.bitwise_not(small)
     darkness = _darkness(pixels, small, flat)
@@ -118,28 +115,19 @@ def _flat_paper(grey: np.ndarray) -> tuple[bool, float]:
     """(whether the background is flat, the paper level): the border's median when it is, else the picture's.
 
     Flat: most of the border, and a good share of the whole picture, lie within FLAT_LEVELS of the
-    border's median (a drawing, a scan, an MNIST image; a filled object may cover most of it).
+    border's median (a drawing, a scan, an MNIST image; a filled object may cover most of it), and
+    little of the border lies far from it (strokes may touch the edge; a shadow over part of an
+    evenly lit page covers much of the border).
     """
     border = _border(grey)
     level = int(np.median(border))
     near = cv2.absdiff(grey, np.full_like(grey, level)) <= FLAT_LEVELS
-    near_border = np.count_nonzero(np.abs(border.astype(np.int16) - level) <= FLAT_LEVELS)
-    flat = near_border >= FLAT_SHARE * border.size and np.count_nonzero(near) >= FLAT_SHARE / 2 * grey.size
+    deviation = np.abs(border.astype(np.int16) - level)
+    near_border = np.count_nonzero(deviation <= FLAT_LEVELS)
+    far_border = np.count_nonzero(deviation > FLAT_FAR)
+    flat = (near_border >= FLAT_SHARE * border.size and far_border <= FLAT_FAR_SHARE * border.size
+            and np.count_nonzero(near) >= FLAT_SHARE / 2 * grey.size)
     return bool(flat), float(level) if flat else float(_median_level(grey))
-
-
-def _evenly_lit(small: np.ndarray) -> bool:
-    """Whether the background of `small` (grey at BG_SIDE) is even: with its strokes removed (a closing
-    for dark ones, an opening for light ones), it spans at most FLAT_SPREAD levels between its 2nd
-    and 98th percentiles. A flat border is not enough: a hard shadow may cover the middle of a page
-    whose edges are evenly lit."""
-    k = max(3, int(BG_KERNEL * min(small.shape[:2])) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    for op in (cv2.MORPH_CLOSE, cv2.MORPH_OPEN):
-        paper = cv2.morphologyEx(small, op, kernel, borderType=cv2.BORDER_REPLICATE)
-        if percentile_u8(paper, 98) - percentile_u8(paper, 2) <= FLAT_SPREAD:
-            return True
-    return False
 
 
 def _light_on_dark(small: np.ndarray, paper: float, flat: bool) -> bool:
