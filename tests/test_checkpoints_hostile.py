@@ -131,8 +131,6 @@ def test_any_json_document_loads_or_is_a_digitlab_error(saved, value):
     _load_both(saved[0][0], json.dumps(value).encode())
 
 
-@pytest.mark.xfail(strict=True, reason="checkpoints: the model is allocated from model.json before its size is "
-                                       "checked against the weights file (torch's RuntimeError escapes)")
 def test_model_declared_far_larger_than_its_weights_is_refused(saved):
     """A model.json declaring a 3 PB model beside a few-kB weights file. 10**12 units is beyond any
     address space, so a failing allocation is immediate: the test itself never uses the memory."""
@@ -142,8 +140,6 @@ def test_model_declared_far_larger_than_its_weights_is_refused(saved):
     _load_both(run_dir, json.dumps(doc).encode())
 
 
-@pytest.mark.xfail(strict=True, reason="checkpoints/models: a config key 'name' or 'num_classes' reaches "
-                                       "build_model(name, num_classes=..., **config) as a TypeError")
 @pytest.mark.parametrize("key", ["name", "num_classes"])
 def test_config_keys_named_like_build_models_arguments(saved, key):
     run_dir, doc = saved[0]

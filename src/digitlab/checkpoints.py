@@ -236,8 +236,6 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     from safetensors import SafetensorError
     from safetensors.torch import load as load_safetensors
 
-    from digitlab.models import build_model
-
     run_dir, meta_path, weights_path = _resolve(path)
     meta = _read_meta(meta_path)
     size = weights_path.stat().st_size
@@ -256,23 +254,36 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise DigitlabError(f"checkpoint {weights_path} is not a readable safetensors file ({exc}); "
                             "it is truncated or damaged: train again or restore it") from exc
+    model = _model_for(meta, state, meta_path, weights_path)
+    model.to(device).eval()
+    return Checkpoint(model=model, meta=meta, run_dir=run_dir)
+
+
+def _model_for(meta: dict[str, Any], state: dict[str, torch.Tensor], meta_path: Path, weights_path: Path) -> nn.Module:
+    """The model model.json describes, holding `state`; built on the meta device first, so a config that
+    declares a model unlike its weights (or absurdly large) is refused before any memory is taken."""
+    from digitlab.models import model_from_config
+
     spec = meta["model"]
     try:
-        model = build_model(spec["name"], num_classes=meta["num_classes"], **spec.get("config", {}))
+        with torch.device("meta"):
+            model = model_from_config(spec["name"], meta["num_classes"], spec.get("config", {}))
     except DigitlabError as exc:
         raise DigitlabError(f"checkpoint {meta_path}: {exc}. It was written by another digitlab "
                             "version or edited by hand; train again or fix model.json.") from exc
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if want != got:
+        differ = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))[:3]
         raise DigitlabError(
-            f"checkpoint {weights_path} does not fit model {spec['name']!r} with config "
-            f"{spec.get('config', {})} from {meta_path}: {' '.join(first[:3])}. The two files come from "
-            "different runs; keep model.json and model.safetensors together."
-        ) from exc
-    model.to(device).eval()
-    return Checkpoint(model=model, meta=meta, run_dir=run_dir)
+            f"checkpoint {weights_path} does not fit model {spec['name']!r} with config {spec.get('config', {})} "
+            f"from {meta_path}: tensors {differ} differ (model.json wants {[want.get(k) for k in differ]}, the "
+            f"weights hold {[got.get(k) for k in differ]}). The two files come from different runs; keep "
+            "model.json and model.safetensors together."
+        )
+    model = model.to_empty(device="cpu")  # storage for exactly the weights' size, then filled by them
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 def dataset_of(
