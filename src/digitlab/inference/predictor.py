@@ -19,7 +19,7 @@ from digitlab._io import atomic_write_bytes
 from digitlab.data.registry import Preprocessing, preprocessing_of
 from digitlab.errors import DigitlabError
 from digitlab.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_bytes, onnx_metadata, weights_sha256
-from digitlab.inference.prediction import Prediction
+from digitlab.inference.prediction import Prediction, Reading
 from digitlab.inference.preprocess import (
     MAX_IMAGE_PIXELS,
     ImageInput,
@@ -205,6 +205,12 @@ class Predictor:
                        reject_threshold: float | None = None) -> list[Prediction]:
         """Predictions for several pictures, in one batched forward pass."""
         return self._from_pictures([self.preprocessed(im) for im in images], top_k, reject_threshold)
+
+    def read(self, image: ImageInput, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Reading:
+        """Every digit in one picture, as text (lines joined by "\\n") and per-digit boxes: see `reading.read`."""
+        from digitlab.inference.reading import read
+
+        return read(self, image, name=name, max_pixels=max_pixels)
 
     def _from_pictures(self, done: list[Preprocessed], top_k: int, reject_threshold: float | None) -> list[Prediction]:
         if not done:
