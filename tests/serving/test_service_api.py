@@ -375,10 +375,23 @@ def test_bad_content_type_and_multipart(client):
     assert 400 <= broken.status_code < 500 and "error" in broken.json()
 
 
-def test_blank_image(client, digits):
-    blank = png_bytes(np.zeros((100, 100), dtype=np.uint8))
-    assert_error(client.post("/api/predict", files={"file": ("blank.png", blank, "image/png")}), 422, "blank_image")
-    assert digits.session.batches == []
+def test_blank_image_is_a_rejected_prediction(client, digits):
+    blank = png_bytes(np.full((100, 100), 255, dtype=np.uint8))  # white paper, no ink
+    r = client.post("/api/predict", files={"file": ("blank.png", blank, "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["rejected"] is True and body["reason"] == "blank"
+    np.testing.assert_array_equal(decode_seen(body["image"]), np.zeros((28, 28), np.uint8))
+
+
+def test_reject_threshold_per_request(client):
+    x = random_digit().tolist()
+    assert client.post("/api/predict", json={"pixels": x}).json()["rejected"] is False  # no threshold: never
+    everything = client.post("/api/predict", params={"reject_threshold": -1e9}, json={"pixels": x}).json()
+    assert everything["rejected"] is True and everything["reason"] == "not a digit"
+    assert client.post("/api/predict", json={"pixels": x, "reject_threshold": -1e9}).json()["rejected"] is True
+    assert_error(client.post("/api/predict", params={"reject_threshold": "nan"}, json={"pixels": x}),
+                 422, "invalid_parameter")
 
 
 def test_model_endpoint_reads_the_run_report(tmp_path, digits):

@@ -9,6 +9,7 @@ decoding, preprocessing and large JSON bodies run in the service's `limits.Decod
 from __future__ import annotations
 
 import base64
+import math
 import io
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitlab.errors import DigitlabError
 from digitlab.inference import Predictor
+from digitlab.inference.rejection import Ink
 from digitlab.serving.batching import MicroBatcher
 from digitlab.serving.errors import APIError
 from digitlab.serving.limits import DecodePool
@@ -120,12 +122,14 @@ async def read_payload(request: Request, *, allow_pixels: bool = True) -> Payloa
                    + ", or an image/png or image/jpeg body")
 
 
-def _prepare(predictor: Predictor, data: bytes, max_pixels: int) -> np.ndarray:
-    """An uploaded file -> the uint8 (28, 28) the model sees; APIError 422 when the library refuses it."""
+def _prepare(predictor: Predictor, data: bytes, max_pixels: int) -> tuple[np.ndarray, Ink]:
+    """An uploaded file -> (the uint8 (28, 28) the model sees, its ink facts); APIError 422 when the library
+    refuses the file. A blank picture is no error: its prediction is rejected with reason "blank"."""
     try:
-        return predictor.prepare(data, name="uploaded image", max_pixels=max_pixels)
+        done = predictor.preprocessed(data, name="uploaded image", max_pixels=max_pixels)
     except DigitlabError as exc:
         raise api_error(exc) from None
+    return done.image, Ink.of(done)
 
 
 @router.post("/api/predict", summary="Classify one image", response_model=PredictResponse,
@@ -134,6 +138,8 @@ async def predict(
     request: Request,
     model: str | None = Query(None, description="served model to use (default: the first; see /api/model)"),
     top_k: int | None = Query(None, ge=1, description="how many best classes to list (default 3)"),
+    reject_threshold: float | None = Query(None, description="override the model's not-a-digit threshold "
+                                                             "(its energy score; see /api/model's meta.rejection)"),
 ) -> Response:
     start = time.perf_counter()
     service = _service(request)
@@ -142,11 +148,15 @@ async def predict(
     k = top_k or payload.top_k or service.default_top_k
     if payload.pixels is not None:
         x = payload.pixels  # already MNIST format: no preprocessing
+        ink = Ink.of_images(x[None])[0]
     else:
         assert payload.image_bytes is not None
-        x = await service.decodes.run(_prepare, chosen.predictor, payload.image_bytes, service.max_image_pixels)
+        x, ink = await service.decodes.run(_prepare, chosen.predictor, payload.image_bytes, service.max_image_pixels)
     logits = await chosen.batcher.predict(x)  # (C,), batched with concurrent requests
-    prediction = chosen.predictor.prediction(logits, top_k=k)
+    threshold = reject_threshold if reject_threshold is not None else payload.reject_threshold
+    if threshold is not None and not math.isfinite(threshold):
+        raise APIError(422, "invalid_parameter", f"reject_threshold must be a finite number, got {threshold!r}")
+    prediction = chosen.predictor.prediction(logits, top_k=k, ink=ink, reject_threshold=threshold)
     body = PredictResponse(**prediction.model_dump(), image=_png_data_url(x),
                            elapsed_ms=round((time.perf_counter() - start) * 1000.0, 3))
     return Response(body.model_dump_json(), media_type="application/json")
