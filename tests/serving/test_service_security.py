@@ -171,16 +171,17 @@ def test_static_html_has_no_inline_script_or_style():
 # --- the decode pool and the deadline ----------------------------------------------------------
 
 def _blocking_prepare(monkeypatch, predictor) -> tuple[threading.Event, threading.Event]:
-    """Make `predictor.prepare` wait for `release`; `started` is set when a decode begins."""
+    """Make `predictor.preprocessed` (what an upload is decoded by) wait for `release`; `started` is set when a
+    decode begins."""
     started, release = threading.Event(), threading.Event()
-    real_prepare = predictor.prepare
+    real_prepare = predictor.preprocessed
 
     def slow_prepare(*args, **kwargs):
         started.set()
         release.wait(30)
         return real_prepare(*args, **kwargs)
 
-    monkeypatch.setattr(predictor, "prepare", slow_prepare)
+    monkeypatch.setattr(predictor, "preprocessed", slow_prepare)
     return started, release
 
 
