@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from torch import nn
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from torch import nn
 
 from digitlab._io import atomic_write_bytes, atomic_write_json
 from digitlab.errors import DigitlabError
@@ -108,7 +107,7 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     """The plain registry model inside DistributedDataParallel and/or `torch.compile` wrappers."""
     while True:
         if hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
-            model = model._orig_mod
+            model = getattr(model, "_orig_mod")  # noqa: B009
         elif isinstance(model, nn.parallel.DistributedDataParallel):
             model = model.module
         else:

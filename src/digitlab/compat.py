@@ -82,8 +82,9 @@ class DataSet:
         self._rng.shuffle(perm)
         return perm
 
-    def next_batch(self, batch_size: int, fake_data: bool = False, shuffle: bool = True):
-        """The next `batch_size` examples: (images, labels)."""
+    def next_batch(self, batch_size: int, fake_data: bool = False,
+                   shuffle: bool = True) -> tuple[Any, Any]:
+        """The next `batch_size` examples: (images, labels) arrays (lists with `fake_data`, as TensorFlow gave)."""
         if fake_data:
             fake_image = [1] * 784
             fake_label = [1] + [0] * 9 if self.one_hot else 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -110,7 +110,7 @@ def to_model_input(x: np.ndarray) -> np.ndarray: ...
 def to_model_input(x: T) -> T: ...
 
 
-def to_model_input(x):  # type: ignore[no-untyped-def]
+def to_model_input(x: Any) -> Any:
     """uint8 images (N, 28, 28) -> the model input float32 (N, 1, 28, 28) = pixels / 255.
 
     A NumPy array gives a NumPy array (for ONNX Runtime); a torch tensor gives a tensor on its

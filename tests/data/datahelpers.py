@@ -180,7 +180,8 @@ def simulate_read_only(monkeypatch, folder: Path) -> None:
 
     def guard(real, *, flags_arg: int | None = None, paths: int = 1):
         def wrapped(*args, **kwargs):
-            writes = flags_arg is None or (args[flags_arg] if len(args) > flags_arg else kwargs.get("flags", 0)) & _WRITE_FLAGS
+            flags = args[flags_arg] if flags_arg is not None and len(args) > flags_arg else kwargs.get("flags", 0)
+            writes = flags_arg is None or flags & _WRITE_FLAGS
             if writes and any(inside(a) for a in args[:paths]):
                 deny(args[0])
             return real(*args, **kwargs)

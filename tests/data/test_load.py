@@ -195,7 +195,8 @@ def test_split_validation_takes_the_first_examples():
         split_validation(x, y, validation_size=11)
 
 
-@pytest.mark.skipif(not SYSTEM_FASHION.is_dir(), reason=f"Debian's dataset-fashion-mnist not installed ({SYSTEM_FASHION})")
+@pytest.mark.skipif(not SYSTEM_FASHION.is_dir(),
+                    reason=f"Debian's dataset-fashion-mnist not installed ({SYSTEM_FASHION})")
 def test_fashion_mnist_from_the_system_location_then_cache():
     spec = get_spec("fashion-mnist")
     ds = load("fashion-mnist")

@@ -96,7 +96,8 @@ def test_predict_preprocesses_pictures_with_the_models_dataset_profile(tmp_path,
     run = tmp_path / "fashion-run"
     torch.manual_seed(0)
     model = build_model("softmax", init="normal", init_std=0.05)  # random weights: outputs depend on the pixels
-    save_checkpoint(run, model, {"dataset": "fashion-mnist", "class_names": list(get_spec("fashion-mnist").class_names)})
+    names = list(get_spec("fashion-mnist").class_names)
+    save_checkpoint(run, model, {"dataset": "fashion-mnist", "class_names": names})
     picture = tmp_path / "shirt.png"
     image = Image.new("L", (120, 160), 255)
     image.paste(40, (30, 20, 90, 140))  # a dark 60x120 object on white

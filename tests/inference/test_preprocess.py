@@ -249,7 +249,8 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 SYSTEM_FASHION = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
 
 
-@pytest.mark.skipif(not SYSTEM_FASHION.is_dir(), reason=f"Debian's dataset-fashion-mnist not installed ({SYSTEM_FASHION})")
+@pytest.mark.skipif(not SYSTEM_FASHION.is_dir(),
+                    reason=f"Debian's dataset-fashion-mnist not installed ({SYSTEM_FASHION})")
 def test_fashion_mnist_images_pass_through_the_fashion_profile():
     from digitlab.data import load
 

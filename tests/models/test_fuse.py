@@ -68,7 +68,7 @@ def test_models_without_batchnorm_are_unchanged(name: str) -> None:
 
 @pytest.mark.parametrize("config", [{"stem": 16, "channels": [32, 64]}, {"channels": [8, 16], "dropout": 0.2}])
 def test_channels_last_head_gives_the_same_logits(config) -> None:
-    from digitlab.models.fuse import ChannelsLastFlatten, flatten_channels_last
+    from digitlab.models.fuse import flatten_channels_last
 
     torch.manual_seed(0)
     model = _randomise_batchnorm(build_model("cnn", **config))

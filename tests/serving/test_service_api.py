@@ -14,6 +14,7 @@ from PIL import Image
 from digitlab.inference import load_image, preprocess_image
 
 MAX_BODY = 64 * 1024  # the client fixture's limit (conftest.py)
+CLOSE = {"rtol": 1e-5, "atol": 1e-6}  # a float32 model, a float64 answer
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -98,7 +99,7 @@ def test_predict_pixels_0_255(client, digits, layout):
     assert r.status_code == 200, r.text
     body = r.json()
     expected = digits.predict_proba(x[None])[0]  # reference: the model itself on the same input
-    np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
+    np.testing.assert_allclose(body["probabilities"], expected, **CLOSE)
     assert body["label"] == int(np.argmax(expected)) and body["probability"] == max(body["probabilities"])
     assert body["class_name"] == str(int(np.argmax(expected)))
     assert body["model_id"] == digits.model_id and body["rejected"] is False and body["reason"] is None
@@ -145,7 +146,7 @@ def test_model_chosen_per_request(client, fashion):
         body = r.json()
         assert body["model_id"] == fashion.model_id
         expected = fashion.predict_proba(x[None])[0]
-        np.testing.assert_allclose(body["probabilities"], expected, rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
+        np.testing.assert_allclose(body["probabilities"], expected, **CLOSE)
         assert body["class_name"] == fashion.class_names[int(np.argmax(expected))]
         assert {t["class_name"] for t in body["top_k"]} <= set(fashion.class_names)
 
@@ -172,7 +173,7 @@ def test_concurrent_requests_share_batches_and_get_their_own_answers(digits, fas
 
     anyio.run(main)
     for i, x in enumerate(images):
-        np.testing.assert_allclose(answers[i], digits.predict_proba(x[None])[0], rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
+        np.testing.assert_allclose(answers[i], digits.predict_proba(x[None])[0], **CLOSE)
     sizes = [len(b) for b in digits.session.batches[: -len(images)]]
     assert sum(sizes) == len(images) and max(sizes) > 1  # several requests went through one forward pass
 
@@ -192,7 +193,7 @@ def test_predict_png_upload_uses_the_one_preprocessing(client, digits):
     expected_x = reference_input(data)
     np.testing.assert_array_equal(decode_seen(body["image"]), expected_x)
     np.testing.assert_array_equal(digits.session.batches[-1][0], expected_x)
-    np.testing.assert_allclose(body["probabilities"], digits.predict_proba(expected_x[None])[0], rtol=1e-5, atol=1e-6)  # float32 model, float64 answer
+    np.testing.assert_allclose(body["probabilities"], digits.predict_proba(expected_x[None])[0], **CLOSE)
     assert len(body["top_k"]) == 4
 
 

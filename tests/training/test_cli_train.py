@@ -48,7 +48,7 @@ def test_short_run_saves_evaluates_reloads(mnist_dir: Path, tmp_path: Path, caps
     assert f"reloaded checkpoint: test accuracy {report['accuracy']:.4f}" in out
     assert list(run.glob("*.png"))
     # the int8 export ran and the file exists exactly when the printed verdict says it was kept
-    line = next(l for l in out.splitlines() if l.startswith("int8 export: accuracy"))
+    line = next(text for text in out.splitlines() if text.startswith("int8 export: accuracy"))
     assert (run / "model.int8.onnx").is_file() == line.endswith(str(run / "model.int8.onnx"))
     # --resume on the finished run: nothing left to train, the saved config is used
     assert main(["train", "--resume", "--run-dir", str(run), "--data-dir", str(mnist_dir), "--no-plots"]) == 0

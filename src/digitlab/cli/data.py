@@ -6,7 +6,12 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from digitlab.data import Dataset
 
 DEFAULT_NAME = "mnist"
 
@@ -62,14 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export_png)
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> Dataset:
     from digitlab.data import load
 
     name = args.name if args.name is not None else (None if args.data_dir else DEFAULT_NAME)
     return load(name, data_dir=args.data_dir, offline=True if args.offline else None)
 
 
-def _split(ds, split: str):
+def _split(ds: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
     return (ds.x_train, ds.y_train) if split == "train" else (ds.x_test, ds.y_test)
 
 
@@ -81,11 +86,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def dataset_info(ds) -> dict[str, Any]:
+def dataset_info(ds: Dataset) -> dict[str, Any]:
     """A JSON-ready summary of a loaded dataset."""
     import numpy as np
 
-    def balance(y) -> dict[str, int]:
+    def balance(y: np.ndarray) -> dict[str, int]:
         counts = np.bincount(y, minlength=len(ds.class_names))
         return {ds.class_names[i]: int(c) for i, c in enumerate(counts)}
 
@@ -122,7 +127,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label_text(ds, label: int) -> str:
+def _label_text(ds: Dataset, label: int) -> str:
     name = ds.class_names[label]
     return str(label) if name == str(label) else f"{label}: {name}"
 
@@ -168,7 +173,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_png(x, y, out_dir: Path, *, split: str, start: int = 0) -> list[Path]:
+def export_png(x: np.ndarray, y: np.ndarray, out_dir: Path, *, split: str, start: int = 0) -> list[Path]:
     """Write images x (N, 28, 28) uint8 as SPLIT-INDEX-label-LABEL.png in out_dir; returns the paths."""
     import numpy as np
     from PIL import Image

@@ -5,6 +5,10 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PARITY_TOLERANCE = 1e-4  # max |logit difference| accepted between ONNX Runtime and PyTorch
 
@@ -40,13 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_images(meta: dict, n: int, data_dir: str | None):
+def _check_images(meta: dict[str, Any], n: int, data_dir: str | None) -> tuple[np.ndarray, str]:
     """Up to n test images of the model's dataset, or seeded random images if it cannot be loaded."""
     import numpy as np
 
-    from digitlab.errors import DigitlabError
-
     from digitlab.checkpoints import dataset_of
+    from digitlab.errors import DigitlabError
 
     try:
         return dataset_of(meta, data_dir=data_dir).x_test[:n], "test images"

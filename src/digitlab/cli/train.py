@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print the resolved config as TOML and exit (default: off)")
     p.add_argument("--dataset", default=None, help="dataset name or IDX folder (default: the recipe's, mnist for most)")
     p.add_argument("--data-dir", default=None,
-                   help="folder holding the dataset's IDX files (default: $DIGITLAB_DATA_DIR, then the data layer's search)")
+                   help="folder holding the dataset's IDX files (default: $DIGITLAB_DATA_DIR, then the data "
+                        "layer's search)")
     p.add_argument("--model", default=None,
                    help="model from the registry (default: the recipe's; another model starts from its own "
                         "default config)")

@@ -243,7 +243,8 @@ def read_bytes(path: str | os.PathLike[str], *, max_bytes: int | None = None, na
                 return _gzip_stream(fh, label, limit)
             return _read_raw(fh, os.fstat(fh.fileno()).st_size, label, limit)
     except OSError as exc:
-        raise DigitlabError(f"{label}: cannot be read ({exc.strerror or exc}). Check the path and its permissions.") from exc
+        raise DigitlabError(f"{label}: cannot be read ({exc.strerror or exc}). "
+                            "Check the path and its permissions.") from exc
 
 
 def read_idx(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> np.ndarray:

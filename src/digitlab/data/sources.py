@@ -41,6 +41,7 @@ from digitlab.data.registry import IMAGE_SHAPE, ROLES, DatasetSpec, FileSpec
 from digitlab.errors import DigitlabError
 
 if TYPE_CHECKING:
+    import requests
     from filelock import BaseFileLock
 
 log = logging.getLogger("digitlab.data")
@@ -258,7 +259,7 @@ def _acquire_waiting(lock: BaseFileLock, name: str) -> None:
 
 # --------------------------------------------------------------------------- HTTP
 
-def _session(retries: int | None = None, backoff: float | None = None):
+def _session(retries: int | None = None, backoff: float | None = None) -> requests.Session:
     """A requests session retrying GETs with exponential backoff (module defaults read at call time)."""
     import requests
     from requests.adapters import HTTPAdapter
@@ -280,14 +281,15 @@ def _session(retries: int | None = None, backoff: float | None = None):
 
 
 def download(url: str, dest_dir: Path, *, timeout: float | tuple[float, float] | None = None,
-             retries: int | None = None, progress: bool | None = None, session=None) -> Path:
+             retries: int | None = None, progress: bool | None = None,
+             session: requests.Session | None = None) -> Path:
     """Download `url` into a new temp file in `dest_dir` and return its path; the caller removes it.
 
     Raises `DigitlabError` (naming the URL and the cause) on refusal, timeout, an HTTP error,
     an HTML page, or a body shorter than its Content-Length. Never leaves a partial file.
     """
     import requests
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    from tqdm.auto import tqdm
 
     sess = session or _session(retries)
     timeout = HTTP_TIMEOUT if timeout is None else timeout
@@ -343,7 +345,8 @@ def _short(exc: BaseException) -> str:
     """One short line for a requests exception: the innermost urllib3 reason where there is one."""
     inner: BaseException = exc
     for _ in range(3):  # requests error -> urllib3 MaxRetryError -> its reason
-        nxt = getattr(inner, "reason", None) or (inner.args[0] if inner.args and isinstance(inner.args[0], BaseException) else None)
+        first = inner.args[0] if inner.args and isinstance(inner.args[0], BaseException) else None
+        nxt = getattr(inner, "reason", None) or first
         if nxt is None:
             break
         inner = nxt
@@ -453,7 +456,7 @@ class HttpMirror:
                 break  # one warning for the mirror, no waiting on it file by file
         return results
 
-    def _one(self, spec: DatasetSpec, role: str, session, temp_dir: Path) -> Found:
+    def _one(self, spec: DatasetSpec, role: str, session: requests.Session, temp_dir: Path) -> Found:
         url = self.url.rstrip("/") + "/" + spec.files[role].filename
         tmp = download(url, temp_dir, timeout=self.timeout, retries=self.retries, progress=self.progress,
                        session=session)

@@ -118,7 +118,7 @@ def onnx_bytes(model: Any, meta: dict[str, Any], run_dir: Path, *, opset: int = 
             torch.onnx.export(
                 fused,
                 (example,),
-                buf,
+                buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary file object
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},

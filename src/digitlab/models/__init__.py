@@ -32,8 +32,9 @@ MAX_CLASSES = 100_000  # a sanity bound for a damaged model.json, far above any 
 
 
 @cache
-def _parameters(cls: type[nn.Module]) -> dict[str, tuple[Any, Any]]:
-    """Keyword parameters of `cls.__init__` (all but num_classes): name -> (type hint, default)."""
+def _parameters(name: str) -> dict[str, tuple[Any, Any]]:
+    """Keyword parameters of model `name`'s `__init__` (all but num_classes): name -> (type hint, default)."""
+    cls = MODELS[name]
     hints = typing.get_type_hints(cls.__init__)
     return {name: (hints.get(name, Any), p.default) for name, p in inspect.signature(cls.__init__).parameters.items()
             if name not in ("self", "num_classes") and p.kind is inspect.Parameter.KEYWORD_ONLY}
@@ -61,20 +62,19 @@ def model_name(model: nn.Module) -> str:
 
 def get_config(model: nn.Module) -> dict[str, Any]:
     """The JSON-able keyword arguments that rebuild `model` with `build_model(model_name(model), ...)`."""
-    model_name(model)  # a registry model, or a clear error
-    return {name: _jsonable(getattr(model, name)) for name in _parameters(type(model))}
+    return {key: _jsonable(getattr(model, key)) for key in _parameters(model_name(model))}
 
 
 def num_classes_of(model: nn.Module) -> int:
     """How many classes (logits) the registry model outputs."""
-    return int(getattr(model, "num_classes"))
+    return int(getattr(model, "num_classes"))  # noqa: B009 - a plain attribute mypy cannot see on nn.Module
 
 
 def check_config(name: str, config: dict[str, Any]) -> dict[str, Any]:
     """`config` checked against model `name`'s constructor: known keys, values of the right types."""
     if name not in MODELS:
         raise DigitlabError(f"model {name!r} is unknown{did_you_mean(name, MODELS)}; use one of {', '.join(MODELS)}")
-    params = _parameters(MODELS[name])
+    params = _parameters(name)
     unknown = sorted(set(config) - set(params))
     if unknown:
         hints = ", ".join(f"{k!r}{did_you_mean(k, params)}" for k in unknown)
@@ -107,8 +107,9 @@ def model_from_config(name: str, num_classes: Any, config: Mapping[str, Any]) ->
 
 def describe(name: str) -> Sequence[str]:
     """`key=default` for each config key of model `name` (for help texts)."""
-    return [f"{k}={d!r}" for k, (_, d) in _parameters(MODELS[name]).items()]
+    return [f"{k}={d!r}" for k, (_, d) in _parameters(name).items()]
 
 
-__all__ = ["MODELS", "build_model", "check_config", "model_from_config", "describe", "get_config", "model_name", "num_classes_of",
+__all__ = ["MODELS", "build_model", "check_config", "model_from_config", "describe", "get_config", "model_name",
+           "num_classes_of",
            "CNN", "LeNet", "MLP", "Softmax"]

@@ -11,6 +11,7 @@ channel scale `gamma / sqrt(var + eps)` is >= 0: `relu(a * x + b)` is then non-d
 from __future__ import annotations
 
 import copy
+from typing import TypeGuard
 
 import torch
 from torch import nn
@@ -31,16 +32,18 @@ def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new conv computing bn(conv(x)) (eval mode)."""
     a, b = _bn_affine(bn)
-    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
+                    conv.stride, conv.padding, conv.dilation,  # type: ignore[arg-type]
+                    conv.groups, bias=True, padding_mode=conv.padding_mode)  # (tuples as the conv has them)
     with torch.no_grad():
         out.weight.copy_(conv.weight * a.view(-1, 1, 1, 1))
         bias = conv.bias if conv.bias is not None else torch.zeros_like(a)
+        assert out.bias is not None
         out.bias.copy_(a * bias + b)
     return out.to(conv.weight.device)
 
 
-def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+def _foldable(conv: nn.Module, bn: nn.Module) -> TypeGuard[nn.Conv2d]:
     return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
             and bn.track_running_stats and bn.running_mean is not None
             and conv.out_channels == bn.num_features)
@@ -52,12 +55,15 @@ def _fuse_sequence(layers: list[nn.Module]) -> list[nn.Module]:
     while i < len(layers):
         window = layers[i : i + 4]
         # conv -> max-pool -> BN -> ReLU  =>  conv' -> ReLU -> max-pool, when every BN scale >= 0
-        if (len(window) == 4 and isinstance(window[1], nn.MaxPool2d) and isinstance(window[3], nn.ReLU)
-                and _foldable(window[0], window[2]) and bool((_bn_affine(window[2])[0] >= 0).all())):
-            out += [_fold(window[0], window[2]), nn.ReLU(), window[1]]
+        conv, second = window[0], window[1] if len(window) > 1 else None
+        third = window[2] if len(window) > 2 else None
+        if (len(window) == 4 and isinstance(second, nn.MaxPool2d) and isinstance(window[3], nn.ReLU)
+                and isinstance(third, nn.BatchNorm2d) and _foldable(conv, third)
+                and bool((_bn_affine(third)[0] >= 0).all())):
+            out += [_fold(conv, third), nn.ReLU(), second]
             i += 4
-        elif len(window) >= 2 and _foldable(window[0], window[1]):  # conv -> BN  =>  conv'
-            out.append(_fold(window[0], window[1]))
+        elif isinstance(second, nn.BatchNorm2d) and _foldable(conv, second):  # conv -> BN  =>  conv'
+            out.append(_fold(conv, second))
             i += 2
         else:
             out.append(layers[i])
@@ -108,8 +114,8 @@ def flatten_channels_last(model: nn.Module, example: torch.Tensor) -> nn.Module:
         with torch.no_grad():
             out(example)
     finally:
-        for h in hooks:
-            h.remove()
+        for hook in hooks:
+            hook.remove()
     for module in list(out.modules()):
         if not isinstance(module, nn.Sequential):
             continue
@@ -124,7 +130,9 @@ def flatten_channels_last(model: nn.Module, example: torch.Tensor) -> nn.Module:
                 j += 1
             if j == len(children) or not isinstance(children[j], nn.Linear):
                 continue
-            linear, (_, c, h, w) = children[j], shape
+            linear = children[j]
+            assert isinstance(linear, nn.Linear)
+            _, c, h, w = (int(d) for d in shape)
             with torch.no_grad():
                 weight = linear.weight.view(linear.out_features, c, h, w).permute(0, 2, 3, 1)
                 linear.weight.copy_(weight.reshape(linear.out_features, -1))

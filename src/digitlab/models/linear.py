@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from digitlab.errors import DigitlabError
-from digitlab.models.layers import Normalize, make_activation
-
 from digitlab.layout import IMAGE_PIXELS
+from digitlab.models.layers import Normalize, make_activation
 
 
 def _init_linear(layer: nn.Linear, init: str, std: float) -> None:

@@ -140,7 +140,8 @@ def install(run_dir: str | Path, dataset: str, *, realistic: Path | None = None)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digitlab.pretrained.build", description=__doc__)
     parser.add_argument("run", help="a run directory finished by `digitlab train`")
-    parser.add_argument("--dataset", default="mnist", choices=list(BUNDLED), help="which bundled model (default: mnist)")
+    parser.add_argument("--dataset", default="mnist", choices=list(BUNDLED),
+                        help="which bundled model (default: mnist)")
     parser.add_argument("--realistic", type=Path, default=None,
                         help="results.json of `python -m benchmarks.realistic` for the card (default: none)")
     args = parser.parse_args(argv)

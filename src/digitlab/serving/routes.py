@@ -9,8 +9,8 @@ decoding, preprocessing and large JSON bodies run in the service's `limits.Decod
 from __future__ import annotations
 
 import base64
-import math
 import io
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
