@@ -5,7 +5,6 @@ import gzip
 import hashlib
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -80,19 +79,22 @@ def test_load_mnist_from_explicit_folder(mnist, mnist_dir):
     np.testing.assert_array_equal(ds.y_train, np.frombuffer(raw, np.uint8, offset=8))
 
 
-def test_fetch_then_cached_load_is_fast(mnist_dir):
+def test_fetch_then_cached_load_reads_the_decompressed_cache(mnist_dir, monkeypatch):
     cache = fetch("mnist", data_dir=mnist_dir)
     assert cache == Path(os.environ["DIGITLAB_CACHE"]) / "mnist"
     spec = get_spec("mnist")
     for f in spec.files.values():  # decompressed IDX in the cache, verified content
         assert hashlib.sha256((cache / f.stem).read_bytes()).hexdigest() == f.sha256
     assert not [p for p in cache_files(cache.parent) if p.name.endswith(".tmp")]
-    load("mnist")  # warm the page cache
-    t = time.perf_counter()
+    import zlib
+
+    def no_inflating(*args, **kwargs):
+        raise AssertionError("a cached load must not decompress anything")
+
+    monkeypatch.setattr(zlib, "decompressobj", no_inflating)  # the cache's fast path: read + SHA-256 only
+    monkeypatch.setattr(zlib, "decompress", no_inflating)
     ds = load("mnist")
-    elapsed = time.perf_counter() - t
-    assert ds.source == f"cache {cache}" and ds.verified
-    assert elapsed < 1.5, f"cached load took {elapsed:.2f} s (target < 0.5 s on an idle machine)"
+    assert ds.source == f"cache {cache}" and ds.verified  # the speed itself is the benchmark's target
 
 
 def test_folder_path_as_name_is_recognised(mnist_dir):
