@@ -30,6 +30,9 @@ PIXEL_SCALE = 255.0  # model input = pixels / PIXEL_SCALE
 INPUT_SCALE = "pixels/255"  # model.json input.scale
 INPUT_CONTRACT = "float32 (N, 1, 28, 28) = pixels / 255"  # recorded in ONNX metadata
 
+# Inference backends (`Predictor.load(backend=...)`): "auto" picks the fastest the run supports.
+BACKENDS = ("auto", "torch", "onnx", "int8")
+
 # Files of a run directory.
 MODEL_JSON = "model.json"
 WEIGHTS = "model.safetensors"

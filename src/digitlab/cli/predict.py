@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitlab.cli._model import MODEL_HELP, split_model
-from digitlab.inference.predictor import BACKENDS
-from digitlab.layout import IMAGE_SHAPE
+from digitlab.layout import BACKENDS, IMAGE_SHAPE
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitlab.cli._model import MODEL_HELP, split_model
-from digitlab.inference.predictor import BACKENDS
+from digitlab.layout import BACKENDS
 
 if TYPE_CHECKING:
     from digitlab.inference.prediction import Reading

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.errors import DigitlabError
+from digitlab.layout import BACKENDS
 
 TOKEN_ENV = "DIGITLAB_TOKEN"  # the token's environment variable (the library takes create_app(token=...))
 MAX_BODY_MB = 64  # the largest image file digitlab.inference.load_image reads (MAX_FILE_BYTES)
@@ -39,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port, 1-65535, or 0 for a free one (default: 8000)")
     p.add_argument("--workers", type=int, default=1,
                    help="server processes, each loading every model (default: 1; on 2 cores more rarely helps)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx", "int8"),
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
                    help="Predictor backend (default: auto: int8 ONNX when the run has it, else ONNX Runtime, "
                         "else PyTorch)")
     p.add_argument("--threads", type=int, default=1,

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, did_you_mean
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 # The four standard IDX file names (as served, gzip-compressed) shared by the MNIST family.
@@ -129,7 +129,8 @@ def get_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         raise DigitlabError(
-            f"dataset {name!r}: not a registered dataset. Use one of {', '.join(sorted(DATASETS))}, "
+            f"dataset {name!r}: not a registered dataset{did_you_mean(name, DATASETS)}. Use one of "
+            f"{', '.join(sorted(DATASETS))}, "
             "or pass a folder holding the four IDX files (train-images-idx3-ubyte[.gz], "
             "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])."
         ) from None

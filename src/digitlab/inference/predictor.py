@@ -30,15 +30,14 @@ from digitlab.inference.preprocess import (
 )
 from digitlab.inference.rejection import Ink, Rejection, decide
 from digitlab.inference.runner import check_images, predict_logits, softmax
-from digitlab.layout import RunFiles, to_model_input
+from digitlab.layout import BACKENDS, RunFiles, to_model_input
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger("digitlab.inference")
 
-Backend = Literal["auto", "torch", "onnx", "int8"]
-BACKENDS: tuple[Backend, ...] = ("auto", "torch", "onnx", "int8")
+Backend = Literal["auto", "torch", "onnx", "int8"]  # layout.BACKENDS, as a type
 DEFAULT_TOP_K = 3
 # "auto" prefers ONNX Runtime: measured faster than PyTorch on CPU for every registry model at
 # batch 1 and batch 1000 (docs/evaluation.md has the figures and the command); and within it the
