@@ -24,10 +24,17 @@ def predictor(trained_run):
 
 @pytest.fixture(scope="module")
 def pool(predictor, mnist):
-    """Per class, MNIST test digits the model reads correctly, with at least 0.8 probability."""
+    """Per class, MNIST test digits the model reads correctly with at least 0.8 probability, both as they are
+    and written alone on paper as the scenes write them (so that what fails is finding them, not reading them)."""
     x, y = mnist.x_test[:3000], mnist.y_test[:3000]
     proba = predictor.predict_proba(x)
-    return [x[(y == c) & (proba.argmax(1) == c) & (proba.max(1) >= 0.8)][:40] for c in range(10)]
+    out = []
+    for c in range(10):
+        some = x[(y == c) & (proba.argmax(1) == c) & (proba.max(1) >= 0.8)][:40]
+        alone = [scenes.flat(scenes.place(scenes.coverage(d, 120), (300, 300), (60, 60))) for d in some]
+        read = predictor.predict_images(alone, top_k=1)
+        out.append(some[[p.label == c and p.probability >= 0.8 and not p.rejected for p in read]])
+    return out
 
 
 def _number(pool, seed: int, **options) -> tuple[np.ndarray, str, list]:

@@ -22,13 +22,14 @@ from digitlab.inference.preprocess import (
     MAX_IMAGE_PIXELS,
     Box,
     ImageInput,
+    Picture,
     faint_components,
     load_image,
     picture,
     piece_ink,
     to_profile,
 )
-from digitlab.inference.segment import segment
+from digitlab.inference.segment import Piece, segment
 
 if TYPE_CHECKING:
     from digitlab.inference.predictor import Predictor
@@ -42,6 +43,23 @@ def read(predictor: Predictor, image: ImageInput, *, name: str | None = None,
     A blank picture reads as "" with no digits. Raises DigitlabError (naming `name`) for files
     that cannot be read and arrays that are not images.
     """
+    pic, lines = read_pieces(predictor, image, name=name, max_pixels=max_pixels)
+    digits = [ReadDigit(label=p.prediction.label, class_name=p.prediction.class_name,
+                        probability=p.prediction.probability, box=pic.to_input(p.box), rejected=p.reason is not None,
+                        reason=p.reason) for line in lines for p in line]
+    return Reading(text=text_of(lines), digits=digits, model_id=predictor.model_id)
+
+
+def text_of(lines: Sequence[Sequence[Piece]]) -> str:
+    """The text of pieces found line by line: the accepted pieces' class names, lines joined by "\\n"."""
+    texts = ("".join(p.prediction.class_name for p in line if p.reason is None) for line in lines)
+    return "\n".join(t for t in texts if t)
+
+
+def read_pieces(predictor: Predictor, image: ImageInput, *, name: str | None = None,
+                max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[Picture, list[list[Piece]]]:
+    """(the picture at working size, the pieces found line by line): what `read` reports, with each
+    piece's 28x28 and its box in working pixels (`Picture.to_input` maps it to the input's)."""
     label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
     source: Any = image if isinstance(image, (np.ndarray, Image.Image)) else load_image(
         image, name=label, max_pixels=max_pixels)
@@ -56,18 +74,4 @@ def read(predictor: Predictor, image: ImageInput, *, name: str | None = None,
     def classify(x: np.ndarray) -> Sequence[Prediction]:
         return predictor.predict_prepared(x, top_k=1)
 
-    lines = segment(ink, classify, normalise)
-    digits: list[ReadDigit] = []
-    texts: list[str] = []
-    for line in lines:
-        text = ""
-        for piece in line:
-            p = piece.prediction
-            digits.append(ReadDigit(label=p.label, class_name=p.class_name, probability=p.probability,
-                                    box=pic.to_input(piece.box), rejected=piece.reason is not None,
-                                    reason=piece.reason))
-            if piece.reason is None:
-                text += p.class_name
-        if text:
-            texts.append(text)
-    return Reading(text="\n".join(texts), digits=digits, model_id=predictor.model_id)
+    return pic, segment(ink, classify, normalise)

@@ -6,36 +6,49 @@ finds, line by line (top to bottom), each left to right, each normalised exactly
 
 How, and why:
 - Components: connected ink, specks (under SPECK_SHARE of the largest) and what lies along the
-  picture's border (desk, page edge: `ink.on_border`) left out. The digit height H is the median height of the
-  tall components; lengths below are in units of H.
+  picture's border (desk, page edge: `ink.on_border`) left out. The digit height H is a high
+  percentile of the taller components' heights; lengths below are in units of H.
 - Lines: tall components (>= MAIN_HEIGHT) sorted left to right join the line whose last member
   they overlap vertically the most (so a slanted line of digits stays one line); small ones (a 5's
   bar, a broken stroke, a dot) join the line of the nearest tall one, or are dropped when far.
-- Atoms: each component is an atom; a component wider than SPLIT_WIDTH (touching or overlapping
-  digits) is also cut at the lowest columns of its vertical projection (candidate cuts).
-- Digits: a dynamic programme over the atoms of a line, in order, picks the segmentation whose
-  pieces the classifier reads most surely (one batched call for all candidate pieces; each piece
-  scores the log of its best class's probability relative to the line's surest piece, so a model
-  trained with label smoothing, never more than ~0.9 sure, is judged on its own scale), with
-  priors in log units: a piece much lower than H, much wider than H, or
-  joining atoms across an empty gap costs; cutting through ink costs per stroke crossed; two pieces
-  overlapping much horizontally (strokes of one digit) cost. So detached strokes (a 5's bar, a 4
-  in two strokes) are merged, touching digits are split, and a wide digit stays whole.
+- Atoms: each component is an atom. Components that may hold several digits (wider than
+  CUT_WIDTH x H, or read unsurely, rejected, or too wide for the digit they are read as: the
+  classifier's first pass over the components decides) are also cut along paths of least ink from
+  their top to their bottom, bent to follow the gap between slanted, overlapping neighbours
+  (`digitlab.inference.cuts`), into several atoms.
+- Candidate pieces: spans of consecutive atoms (by centre) up to MAX_PIECE_WIDTH wide, each
+  normalised like a single digit and classified (two batched calls in all).
+- Digits: a dynamic programme picks the spans covering the line whose summed score is highest.
+  A piece scores -WEIGHTS . `features`: the classifier's log-probability (relative to the line's
+  surest piece, so any model's confidence scale works), the model's not-a-digit decision, its height
+  and width against H and its aspect against its class's in MNIST (parts of digits are low, merged
+  pairs wide), the log-odds that its separate components are parts of one digit (`_pair_logit`:
+  overlapping, close, one of them small, as a 5's bar or a 4 in two strokes), and the cuts made at
+  its sides and the strokes they cross. The weights are fitted on synth numbers by a structured
+  perceptron (`benchmarks/fit_segment.py`). So detached strokes are merged, touching digits split
+  where the classifier reads both sides as digits, and a wide digit stays whole.
+- Bounded time: at most MAX_CUTS cuts per component, MAX_ATOMS atoms and MAX_PIECE_WIDTH per
+  piece, MAX_CANDIDATES pieces per picture (fewer cuts when there would be more).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from digitlab.inference.cuts import Cut, cut_paths, split
 from digitlab.inference.ink import InkMap, on_border
 from digitlab.inference.prediction import Prediction
+from digitlab.inference.preprocess import stroke_width
 
 Box = tuple[int, int, int, int]
 Classify = Callable[[np.ndarray], Sequence[Prediction]]  # uint8 (N, 28, 28) -> one Prediction per image
 Normalise = Callable[[np.ndarray, Box], np.ndarray]  # (own pixels bool (h, w), box) -> uint8 (28, 28)
+Distances = dict[tuple[int, int], float]  # (label a, label b), a < b -> pixels between the two components
+Entry = tuple[np.ndarray, Box, Prediction]  # a classified piece: its 28x28, box and prediction
+Table = dict[tuple[int, int], Entry]  # span [i, j) of atoms -> (28x28, box, prediction)
 
 SPECK_SHARE = 0.02  # components under this share of the largest one's area are specks
 MIN_PIXELS = 3
@@ -44,42 +57,56 @@ ATTACH_REACH = 0.6  # a small component farther than this (x H) from every tall 
 LINE_OVERLAP = 0.3  # a tall component joins a line when it overlaps its last member vertically this much
 LINE_GAP = 0.15  # lines closer than this (x H) vertically are one (a digit broken across its middle)
 DIGIT_HEIGHT_PERCENTILE = 80  # H: this percentile of the heights of the taller components
-SPLIT_WIDTH = 0.5  # components wider than this (x H) may be touching digits: candidate cuts
-CUT_MARGIN = 0.18  # no cut closer than this (x H) to a component's side, or to another cut
-MAX_CUTS = 4  # candidate cuts per component
-MAX_ATOMS = 5  # atoms per piece
+SPLIT_WIDTH = 0.5  # components wider than this (x H) may be touching digits: candidate cuts...
+CUT_WIDTH = 0.9  # ...and are cut when wider than this (x H), or read less surely than CUT_SURE x the line's
+CUT_SURE = 0.9  # surest component, or rejected, or too wide for the digit they are read as
+CUT_MARGIN = 0.75  # no cut whose mean column is closer than this (x the pen width) to a component's side
+CUTS_PER_H = 4.0  # candidate cuts per H of a component's width...
+MAX_CUTS = 12  # ...and at most this many
+MAX_ATOMS = 8  # atoms per piece
 MAX_PIECE_WIDTH = 1.6  # pieces wider than this (x H) are not considered
-MAX_CANDIDATES = 800  # candidate pieces per picture (bounded time); beyond, no cuts are tried
+MAX_CANDIDATES = 800  # candidate pieces per picture (bounded time); beyond, fewer cuts are tried
+PRUNE = 4.0  # spans of several atoms whose shape alone costs more than this (nats) are not classified
 MIN_LOG_P = -9.0  # log-probabilities (relative to the surest piece) are clipped here
-PIECE_COST = 0.1  # every piece: fewer pieces when the classifier is as sure
-# priors, in nats
-LOW_PIECE = 10.0  # per H below 0.5 H of piece height
-WIDE_PIECE = 6.0  # per H above WIDE_FROM of piece width (MNIST's widest: 2s and 5s, 1.67 x their height at p99)
-WIDE_FROM = 1.6
-JOIN_APART = 1.2  # joining two components that overlap horizontally by less than half the narrower...
-GAP_JOIN = 8.0  # ...plus this per H of empty gap between them (parts of one digit overlap; neighbours do not)
-SMALL_JOIN = 0.3  # the join costs of a small atom (a bar, a dot) are scaled by this
-CUT_BASE, CUT_CROSSING = 0.2, 0.2 # a cut through a component, plus per stroke crossed
-ASPECT_FREE = 1.5  # a digit's width / height beyond this many sds from its class's mean costs (z - free)^2 / 2
+LOW_FROM, VERY_LOW_FROM = 0.8, 0.5  # piece heights (x H) below these cost per H: parts of digits, not digits
+WIDE_FROM = 1.1  # piece widths (x H) above this cost per H: two digits, or a wide digit
+ASPECT_FREE = 1.5  # a digit's width / height beyond this many sds from its class's mean: (z - free)^2 / 2
 # MNIST's width / height per digit (mean, sd; training images 0-19999, ink > 40 of 255)
 DIGIT_ASPECT = ((0.92, 0.17), (0.46, 0.20), (0.96, 0.21), (0.82, 0.17), (0.82, 0.16), (0.97, 0.24), (0.75, 0.16),
                 (0.80, 0.17), (0.79, 0.17), (0.71, 0.14))
-OVERLAP_SPLIT = 4.0  # per unit of horizontal overlap share beyond OVERLAP_FREE between neighbouring pieces
-OVERLAP_FREE = 0.25
-SMALL_ALONE = 1.0  # a small atom alone (a mark, not a digit): its cost instead of the classifier's
+# log-odds that two components are parts of one digit (`_pair_logit`): logistic regression on pairs of
+# components less than 0.6 H apart in synth numbers (plain, broken, touching, canvas, mixed; seed 0; AUC
+# 0.95 on seed 1): bias + overlap share (of the narrower, -1..1) - distance (x H) - the lower one's height (x H)
+JOIN_BIAS, JOIN_OVERLAP, JOIN_DISTANCE, JOIN_TALL = 1.85, 3.4, 2.7, 4.7
+JOIN_REACH = 0.6  # distances are measured up to this (x H); farther components count as this far
+# A piece's score is -WEIGHTS . features (`features`): log units, higher is better
+FEATURES = (
+    "log_p",  # -log of the classifier's probability, relative to the line's surest piece
+    "piece",  # 1: every piece costs (fewer pieces when the classifier is as sure)
+    "low", "very_low",  # H below LOW_FROM, VERY_LOW_FROM x H of the piece's height
+    "wide",  # H above WIDE_FROM x H of its width
+    "aspect",  # its width / height against its class's in MNIST
+    "apart",  # -log-odds that its components are parts of one digit (0 for one component)
+    "cuts", "cut_strokes",  # cuts through components made at its sides (halved), strokes they cross
+    "rejected",  # the classifier's not-a-digit decision
+    "small",  # a small component alone: a mark, or a part of a digit left out
+)
+WEIGHTS = np.array([1, 0.0659, 1.56, 0.978, 1.76, 0.313, 0.545, 0.177, 0.316, 0.99, 1.12])
 TOO_SMALL, TOO_WIDE = 0.3, 2.5  # cheap rejection: piece height below this x H, or width / height above this
 
 
 @dataclass(frozen=True)
 class Atom:
-    """Pixels of one component between two columns: the unit pieces are made of."""
+    """The pixels of one component between two cuts (or all of it): the unit pieces are made of."""
 
-    label: int
-    x0: int  # column range [x0, x1) in working pixels
-    x1: int
-    box: Box  # tight box of these pixels
-    small: bool  # below MAIN_HEIGHT (a part of a digit, or a mark)
-    crossings: int  # strokes crossed by the cut at its right side (0: the component ends there)
+    label: int  # the component's label
+    index: int  # its place among the component's atoms, left to right
+    parts: int  # how many atoms the component was cut into (1: whole)
+    box: Box  # tight box of these pixels, working pixels
+    mask: np.ndarray  # bool, the shape of `box`: these pixels
+    small: bool  # the component is below MAIN_HEIGHT (a part of a digit, or a mark)
+    left_cut: float  # strokes crossed by the cut on its left (0.0: the component's own edge)
+    right_cut: float  # ... and on its right
 
     @property
     def centre(self) -> float:
@@ -102,6 +129,7 @@ class _Components:
     labels: np.ndarray  # int32 (h, w)
     boxes: dict[int, Box]  # label -> box
     height: float  # H
+    stroke: float  # the pen's width in pixels (2 x area / perimeter of the ink)
 
 
 def segment(ink: InkMap, classify: Classify, normalise: Normalise) -> list[list[Piece]]:
@@ -110,31 +138,101 @@ def segment(ink: InkMap, classify: Classify, normalise: Normalise) -> list[list[
     `classify` reads uint8 (N, 28, 28) images (one batched call for every candidate piece);
     `normalise` makes the 28x28 of a piece from its pixels (bool, the shape of its box) and box.
     """
+    found = candidates(ink, classify, normalise)
+    if found is None:
+        return []
+    height, lines = found
+    out: list[list[Piece]] = []
+    for n, line in enumerate(lines):
+        chosen = best_split(len(line.atoms), scores(line, height))
+        out.append([make_piece(line.table[span], line.atoms[span[0]:span[1]], height, n) for span in chosen])
+    return out
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line's atoms and its candidate pieces (each span of atoms classified)."""
+
+    atoms: list[Atom]  # ordered by centre
+    table: Table
+    distances: Distances  # pixels between its components, where less than JOIN_REACH x H
+
+
+def candidates(ink: InkMap, classify: Classify, normalise: Normalise) -> tuple[float, list[Line]] | None:
+    """(H, each line's atoms and candidate pieces, classified); None when there is no ink.
+
+    Two batched passes of the classifier: first the components and their merges, then the pieces
+    made by cutting the components that may hold more than one digit (`_to_cut`: wide ones, and
+    those the classifier does not read surely as a digit of their shape), so a number whose digits
+    stand apart costs one pass over few pieces.
+    """
     comps = _components(ink)
     if comps is None:
-        return []
+        return None
+    H = comps.height
     lines = _lines(comps)
-    atoms = [_atoms(line, comps, cuts=True) for line in lines]
-    if sum(_count_candidates(a, comps.height) for a in atoms) > MAX_CANDIDATES:
-        atoms = [_atoms(line, comps, cuts=False) for line in lines]
-    spans = [_candidate_spans(a, comps.height) for a in atoms]
-    images, boxes = [], []
-    for line_atoms, line_spans in zip(atoms, spans):
-        for i, j in line_spans:
-            own, box = _pixels(line_atoms[i:j], comps.labels)
-            images.append(normalise(own, box))
-            boxes.append(box)
-    if not images:
-        return []
-    predictions = list(classify(np.stack(images)))
-    out: list[list[Piece]] = []
-    k = 0
-    for n, (line_atoms, line_spans) in enumerate(zip(atoms, spans)):
-        table = {span: (images[k + m], boxes[k + m], predictions[k + m]) for m, span in enumerate(line_spans)}
-        k += len(line_spans)
-        chosen = _best_split(line_atoms, table, comps.height)
-        pieces = [_piece(table[span], line_atoms[span[0]:span[1]], comps.height, n) for span in chosen]
-        out.append(pieces)
+    distances = [_distances(line, comps) for line in lines]
+    whole = [_atoms(line, comps, cut=(), max_cuts=0) for line in lines]
+    known = _classified([(a, _spans(a, H, d)) for a, d in zip(whole, distances)], {}, classify, normalise)
+    if not known:
+        return None
+    cut = [_to_cut(a, known, H) for a in whole]
+    max_cuts = MAX_CUTS
+    while True:  # bounded time: fewer cuts per component until the candidates fit
+        atoms = [_atoms(line, comps, cut=c, max_cuts=max_cuts) for line, c in zip(lines, cut)]
+        spans = [_spans(a, H, d) for a, d in zip(atoms, distances)]
+        if max_cuts == 0 or sum(len(sp) for sp in spans) <= MAX_CANDIDATES:
+            break
+        max_cuts //= 2
+    known = _classified(list(zip(atoms, spans)), known, classify, normalise)
+    out = []
+    for line_atoms, line_spans, line_distances in zip(atoms, spans, distances):
+        table = {(i, j): known[_key(line_atoms[i:j])] for i, j in line_spans}
+        out.append(Line(line_atoms, table, line_distances))
+    return H, out
+
+
+PieceKey = tuple[tuple[int, int, int], ...]  # (label, atom index, atoms of that label) of each atom of a piece
+
+
+def _key(atoms: Sequence[Atom]) -> PieceKey:
+    return tuple(sorted((a.label, a.index, a.parts) for a in atoms))
+
+
+def _classified(lines: list[tuple[list[Atom], list[tuple[int, int]]]], known: dict[PieceKey, Entry],
+                classify: Classify, normalise: Normalise) -> dict[PieceKey, Entry]:
+    """`known` with every span of `lines` not yet in it normalised and classified (one batched call)."""
+    todo: dict[PieceKey, tuple[np.ndarray, Box]] = {}
+    for atoms, spans in lines:
+        for i, j in spans:
+            key = _key(atoms[i:j])
+            if key not in known and key not in todo:
+                own, box = _pixels(atoms[i:j])
+                todo[key] = (normalise(own, box), box)
+    if not todo:
+        return known
+    predictions = classify(np.stack([image for image, _ in todo.values()]))
+    out = dict(known)
+    for (key, (image, box)), prediction in zip(todo.items(), predictions):
+        out[key] = (image, box, prediction)
+    return out
+
+
+def _to_cut(atoms: list[Atom], known: dict[PieceKey, Entry], H: float) -> set[int]:
+    """Labels of the components that may hold several digits: wider than CUT_WIDTH x H, rejected, read
+    less surely than CUT_SURE of the line's surest component, or too wide for the digit they are read as."""
+    whole = [(a, known[_key([a])]) for a in atoms if not a.small]
+    if not whole:
+        return set()
+    sure = max(entry[2].probability for _, entry in whole)
+    out = set()
+    for a, (_, box, p) in whole:
+        w, h = box[2] - box[0], box[3] - box[1]
+        if w <= SPLIT_WIDTH * H:
+            continue
+        mean, sd = DIGIT_ASPECT[p.label] if p.class_name in _DIGITS else (0.8, 0.2)
+        if w > CUT_WIDTH * H or p.rejected or p.probability < CUT_SURE * sure or (w / h - mean) / sd > ASPECT_FREE:
+            out.add(a.label)
     return out
 
 
@@ -159,7 +257,10 @@ def _components(ink: InkMap) -> _Components | None:
         return None
     heights = np.array([b[3] - b[1] for b in boxes.values()], np.float64)
     height = float(np.percentile(heights[heights >= 0.5 * heights.max()], DIGIT_HEIGHT_PERCENTILE))
-    return _Components(labels, boxes, max(height, 1.0))
+    keep = np.zeros(n, bool)
+    keep[list(boxes)] = True
+    stroke = stroke_width(keep[labels].astype(np.float32))
+    return _Components(labels, boxes, max(height, 1.0), max(stroke, 1.0))
 
 
 def _lines(comps: _Components) -> list[list[int]]:
@@ -224,175 +325,207 @@ def _gap(a: Box, b: Box) -> float:
     return float(np.hypot(gx, gy))
 
 
-def _atoms(line: list[int], comps: _Components, *, cuts: bool) -> list[Atom]:
-    """The atoms of one line, ordered by centre: whole components, wide ones also cut at projection minima."""
+def _atoms(line: list[int], comps: _Components, *, cut: Collection[int], max_cuts: int) -> list[Atom]:
+    """The atoms of one line, ordered by centre: whole components, those labelled in `cut` (when wider
+    than SPLIT_WIDTH x H) cut along least-ink paths (about CUTS_PER_H per H of width, at most `max_cuts`)."""
     H = comps.height
     out: list[Atom] = []
     for lab in line:
         x0, y0, x1, y1 = comps.boxes[lab]
         small = (y1 - y0) < MAIN_HEIGHT * H
         own = comps.labels[y0:y1, x0:x1] == lab
-        xs = [x0, x1]
-        crossings = [0]
-        if cuts and not small and x1 - x0 > SPLIT_WIDTH * H:
-            xs, crossings = _cuts(own, x0, H)
-        for a, b, c in zip(xs[:-1], xs[1:], crossings):
-            cols = own[:, a - x0 : b - x0]
-            rows = np.flatnonzero(cols.any(axis=1))
-            if rows.size == 0:
-                continue
-            out.append(Atom(lab, a, b, (a, y0 + int(rows[0]), b, y0 + int(rows[-1]) + 1), small, c))
+        cuts: list[Cut] = []
+        if max_cuts and lab in cut and not small and x1 - x0 > SPLIT_WIDTH * H:
+            n = min(max_cuts, int(np.ceil(CUTS_PER_H * (x1 - x0) / H)))
+            cuts = cut_paths(own, stroke=comps.stroke, margin=max(1, int(CUT_MARGIN * comps.stroke)), max_cuts=n)
+        strokes = [0.0] + [c.strokes for c in cuts] + [0.0]
+        parts = [(m, strokes[k], strokes[k + 1]) for k, m in enumerate(split(own, cuts))]
+        parts = [p for p in parts if p[0].any()]
+        for k, (mask, left, right) in enumerate(parts):
+            rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+            r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            out.append(Atom(lab, k, len(parts), (x0 + c0, y0 + r0, x0 + c1, y0 + r1), mask[r0:r1, c0:c1], small,
+                            left if k else 0.0, right if k < len(parts) - 1 else 0.0))
     out.sort(key=lambda atom: atom.centre)
     return out
 
 
-def _cuts(own: np.ndarray, x0: int, H: float) -> tuple[list[int], list[int]]:
-    """(column boundaries [x0, c1, ..., x1], strokes crossed at each boundary but the last: 0 for the end)."""
-    w = own.shape[1]
-    proj = own.sum(axis=0).astype(np.float32)
-    smooth = cv2.blur(proj[None], (3, 1))[0]
-    margin = max(1, int(CUT_MARGIN * H))
-    order = np.argsort(smooth[margin : w - margin], kind="stable") + margin
-    chosen: list[int] = []
-    for c in order.tolist():
-        if len(chosen) >= MAX_CUTS:
-            break
-        is_min = smooth[c] <= smooth[max(0, c - 1)] and smooth[c] <= smooth[min(w - 1, c + 1)]
-        if is_min and all(abs(c - d) >= margin for d in chosen):
-            chosen.append(c)
-    chosen.sort()
-    crossings = [_runs(own[:, c]) for c in chosen]
-    return [x0] + [x0 + c for c in chosen] + [x0 + w], crossings + [0]
-
-
-def _runs(column: np.ndarray) -> int:
-    """How many separate runs of ink a column crosses."""
-    c = column.astype(np.int8)
-    return int(np.count_nonzero(np.diff(np.concatenate([[0], c])) == 1))
-
-
-def _spans(atoms: list[Atom], H: float) -> list[tuple[int, int]]:
+def _spans(atoms: list[Atom], H: float, distances: Distances) -> list[tuple[int, int]]:
+    """[i, j) spans of consecutive atoms that may form one piece: at most MAX_ATOMS, MAX_PIECE_WIDTH wide,
+    and (but single atoms, so that every segmentation has one) costing under PRUNE by their shape alone."""
     out = []
     for i in range(len(atoms)):
-        x0 = atoms[i].box[0]
-        x1 = atoms[i].box[2]
+        x0, y0, x1, y1 = atoms[i].box
         for j in range(i + 1, min(len(atoms), i + MAX_ATOMS) + 1):
-            x0, x1 = min(x0, atoms[j - 1].box[0]), max(x1, atoms[j - 1].box[2])
+            b = atoms[j - 1].box
+            x0, y0, x1, y1 = min(x0, b[0]), min(y0, b[1]), max(x1, b[2]), max(y1, b[3])
             if j > i + 1 and x1 - x0 > MAX_PIECE_WIDTH * H:
                 break
-            out.append((i, j))
+            if j == i + 1 or WEIGHTS @ _shape(atoms[i:j], (x0, y0, x1, y1), H, distances) <= PRUNE:
+                out.append((i, j))
     return out
 
 
-def _count_candidates(atoms: list[Atom], H: float) -> int:
-    return len(_spans(atoms, H))
-
-
-def _candidate_spans(atoms: list[Atom], H: float) -> list[tuple[int, int]]:
-    """[i, j) spans of consecutive atoms that may form one piece (at most MAX_ATOMS, MAX_PIECE_WIDTH wide)."""
-    return _spans(atoms, H)
-
-
-def _pixels(atoms: Sequence[Atom], labels: np.ndarray) -> tuple[np.ndarray, Box]:
+def _pixels(atoms: Sequence[Atom]) -> tuple[np.ndarray, Box]:
     """(bool pixels of the atoms within their joint box, the box)."""
     x0, y0 = min(a.box[0] for a in atoms), min(a.box[1] for a in atoms)
     x1, y1 = max(a.box[2] for a in atoms), max(a.box[3] for a in atoms)
     own = np.zeros((y1 - y0, x1 - x0), bool)
-    region = labels[y0:y1, x0:x1]
     for a in atoms:
-        own[:, a.x0 - x0 : a.x1 - x0] |= region[:, a.x0 - x0 : a.x1 - x0] == a.label
+        ax0, ay0, ax1, ay1 = a.box
+        own[ay0 - y0 : ay1 - y0, ax0 - x0 : ax1 - x0] |= a.mask
     return own, (x0, y0, x1, y1)
 
 
-def _piece_score(atoms: Sequence[Atom], box: Box, prediction: Prediction, H: float, sure: float) -> float:
-    """Log-score of one candidate piece: the classifier's confidence (relative to `sure`) plus shape priors."""
-    if len(atoms) == 1 and atoms[0].small:
-        return -SMALL_ALONE
-    score = max(MIN_LOG_P, float(np.log(max(prediction.probability / sure, 1e-12)))) - PIECE_COST
-    score = min(score, 0.0)
-    if prediction.rejected:
-        score += MIN_LOG_P / 2
-    h, w = box[3] - box[1], box[2] - box[0]
-    score -= LOW_PIECE * max(0.0, 0.5 - h / H)
-    score -= WIDE_PIECE * max(0.0, w / H - WIDE_FROM)
+def features(atoms: Sequence[Atom], box: Box, prediction: Prediction, H: float, sure: float,
+             distances: Distances) -> np.ndarray:
+    """float64 (len(FEATURES),): what the score of one candidate piece is made of (costs >= 0, but `apart`).
+
+    sure: the probability of the line's surest piece (the classifier's own scale); distances: between
+    the line's components (`Line.distances`). A small component alone (a mark, or a part of a digit
+    left out) has only the `small` feature.
+    """
+    f = _shape(atoms, box, H, distances)
+    if f[_F["small"]]:
+        return f
+    f[_F["log_p"]] = min(-MIN_LOG_P, max(0.0, -float(np.log(max(prediction.probability / sure, 1e-12)))))
     if prediction.class_name in _DIGITS:
+        h, w = box[3] - box[1], box[2] - box[0]
         mean, sd = DIGIT_ASPECT[int(prediction.class_name)]
-        score -= 0.5 * max(0.0, abs(w / max(h, 1) - mean) / sd - ASPECT_FREE) ** 2
-    return score - _join_cost(atoms, H)
+        f[_F["aspect"]] = 0.5 * max(0.0, abs(w / max(h, 1) - mean) / sd - ASPECT_FREE) ** 2
+    f[_F["rejected"]] = float(prediction.rejected)
+    return f
+
+
+def _shape(atoms: Sequence[Atom], box: Box, H: float, distances: Distances) -> np.ndarray:
+    """The features of a piece that need no classifier (the others are 0): its size, joins and cuts."""
+    f = np.zeros(len(FEATURES))
+    if len(atoms) == 1 and atoms[0].small:
+        f[_F["small"]] = 1.0
+        return f
+    h, w = (box[3] - box[1]) / H, (box[2] - box[0]) / H
+    f[_F["piece"]] = 1.0
+    f[_F["low"]] = max(0.0, LOW_FROM - h)
+    f[_F["very_low"]] = max(0.0, VERY_LOW_FROM - h)
+    f[_F["wide"]] = max(0.0, w - WIDE_FROM)
+    f[_F["apart"]] = -_join_score(atoms, H, distances)
+    f[_F["cuts"]], f[_F["cut_strokes"]] = _cuts_made(atoms)
+    return f
 
 
 _DIGITS = frozenset("0123456789")
+_F = {name: k for k, name in enumerate(FEATURES)}
 
 
-def _join_cost(atoms: Sequence[Atom], H: float) -> float:
-    """Cost of joining the components among `atoms` into one piece (pieces of one component cost nothing)."""
-    parts: dict[int, list[int]] = {}
-    small: dict[int, bool] = {}
-    for a in atoms:
-        box = parts.setdefault(a.label, [a.box[0], a.box[2]])
-        box[0], box[1] = min(box[0], a.box[0]), max(box[1], a.box[2])
-        small[a.label] = small.get(a.label, True) and a.small
-    spans = sorted((x0, x1, small[lab]) for lab, (x0, x1) in parts.items())
-    cost = 0.0
-    right, right_small = spans[0][1], spans[0][2]
-    for x0, x1, is_small in spans[1:]:
-        narrower = max(1, min(x1 - x0, right - spans[0][0]))
-        share = (min(x1, right) - x0) / max(1, min(x1 - x0, narrower))
-        c = JOIN_APART * min(1.0, max(0.0, (0.5 - share) / 0.5)) + GAP_JOIN * max(0, x0 - right) / H
-        cost += c * (SMALL_JOIN if is_small or right_small else 1.0)
-        right, right_small = max(right, x1), is_small and right_small
-    return cost
+def _join_score(atoms: Sequence[Atom], H: float, distances: Distances) -> float:
+    """Log-odds that the components among `atoms` are parts of one digit (0.0 for pieces of one component).
 
-
-def _boundary_cost(left: Sequence[Atom], right: Sequence[Atom], H: float) -> float:
-    """Cost of ending one piece at `left[-1]` and starting the next at `right[0]`."""
-    cost = 0.0
-    if left[-1].label == right[0].label and left[-1].x1 == right[0].x0:
-        cost += CUT_BASE + CUT_CROSSING * left[-1].crossings
-    lx0, lx1 = min(a.box[0] for a in left), max(a.box[2] for a in left)
-    rx0, rx1 = min(a.box[0] for a in right), max(a.box[2] for a in right)
-    overlap = min(lx1, rx1) - max(lx0, rx0)
-    if overlap > 0:
-        share = overlap / max(1, min(lx1 - lx0, rx1 - rx0))
-        cost += OVERLAP_SPLIT * max(0.0, share - OVERLAP_FREE)
-    return cost
-
-
-def _best_split(atoms: list[Atom], table: dict, H: float) -> list[tuple[int, int]]:
-    """The spans covering all atoms, in order, with the highest total score (dynamic programme).
-
-    A state is the last span (i, j); its best total includes the boundary cost with the span
-    before it, so the choice is exact for these scores.
+    Each pair of components has the log-odds `_pair_logit` (of their parts in the piece, and of the
+    distance between the whole components' pixels); the components are linked by the pairs of a maximum
+    spanning tree (Prim), and the score is the sum of its links: a bar joins the body it lies on,
+    whatever else the piece holds.
     """
-    n = len(atoms)
-    sure = max(entry[2].probability for entry in table.values())
-    score = {span: _piece_score(atoms[span[0]:span[1]], entry[1], entry[2], H, sure) for span, entry in table.items()}
-    ending: dict[int, list[tuple[int, int]]] = {}
-    for span in table:
-        ending.setdefault(span[1], []).append(span)
-    best: dict[tuple[int, int], float] = {}
-    back: dict[tuple[int, int], tuple[int, int] | None] = {}
-    for span in sorted(table, key=lambda s: (s[1], s[0])):
-        i, j = span
-        if i == 0:
-            best[span], back[span] = score[span], None
+    parts: dict[int, list[int]] = {}
+    for a in atoms:
+        b = parts.setdefault(a.label, list(a.box))
+        b[0], b[1], b[2], b[3] = min(b[0], a.box[0]), min(b[1], a.box[1]), max(b[2], a.box[2]), max(b[3], a.box[3])
+    if len(parts) == 1:
+        return 0.0
+    labels = list(parts)
+    k = len(labels)
+    logit = np.full((k, k), -np.inf)
+    for i in range(k):
+        for j in range(i + 1, k):
+            d = distances.get((min(labels[i], labels[j]), max(labels[i], labels[j])), JOIN_REACH * H)
+            box_i, box_j = parts[labels[i]], parts[labels[j]]
+            logit[i, j] = logit[j, i] = _pair_logit((box_i[0], box_i[1], box_i[2], box_i[3]),
+                                                    (box_j[0], box_j[1], box_j[2], box_j[3]), d, H)
+    linked, total = [0], 0.0
+    while len(linked) < k:
+        rest = [j for j in range(k) if j not in linked]
+        i, j = max(((i, j) for i in linked for j in rest), key=lambda ij: logit[ij])
+        total += float(logit[i, j])
+        linked.append(j)
+    return total
+
+
+def _distances(line: list[int], comps: _Components) -> Distances:
+    """(a, b) -> pixels between components a < b of a line, for those less than JOIN_REACH x H apart."""
+    reach = int(np.ceil(JOIN_REACH * comps.height))
+    h, w = comps.labels.shape
+    out: Distances = {}
+    for a in line:
+        x0, y0, x1, y1 = comps.boxes[a]
+        X0, Y0, X1, Y1 = max(0, x0 - reach), max(0, y0 - reach), min(w, x1 + reach), min(h, y1 + reach)
+        near = [b for b in line if b != a and _gap(comps.boxes[a], comps.boxes[b]) < reach and (min(a, b), max(a, b))
+                not in out]
+        if not near:
             continue
-        options = [(best[p] - _boundary_cost(atoms[p[0]:i], atoms[i:j], H), p) for p in ending.get(i, []) if p in best]
-        if options:
-            total, prev = max(options)
-            best[span], back[span] = total + score[span], prev
-    finals = [s for s in ending.get(n, []) if s in best]
-    if not finals:
+        region = comps.labels[Y0:Y1, X0:X1]
+        dist = cv2.distanceTransform((region != a).astype(np.uint8),
+                                     cv2.DIST_L2, 3)
+        for b in near:
+            hit = region == b
+            out[(min(a, b), max(a, b))] = float(dist[hit].min()) if hit.any() else float(reach)
+    return out
+
+
+def _pair_logit(a: Box, b: Box, distance: float, H: float) -> float:
+    """Log-odds that two components (boxes `a`, `b`, their pixels `distance` apart) belong to one digit.
+
+    Parts of one digit overlap horizontally (a 5's bar over its body, a 4's strokes), lie close, and
+    one of them is small; neighbouring digits stand side by side, apart, both full height.
+    """
+    overlap = (min(a[2], b[2]) - max(a[0], b[0])) / max(1, min(a[2] - a[0], b[2] - b[0]))
+    low = min(a[3] - a[1], b[3] - b[1]) / H
+    return (JOIN_BIAS + JOIN_OVERLAP * float(np.clip(overlap, -1.0, 1.0)) - JOIN_DISTANCE * distance / H
+            - JOIN_TALL * min(low, 1.0))
+
+
+def _cuts_made(atoms: Sequence[Atom]) -> tuple[float, float]:
+    """(cuts, strokes they cross) between the piece's atoms and atoms outside it, each halved (a cut
+    bounds two pieces, so a segmentation counts each of its cuts once)."""
+    inside = {(a.label, a.index) for a in atoms}
+    cuts = strokes = 0.0
+    for a in atoms:
+        if a.left_cut and (a.label, a.index - 1) not in inside:
+            cuts, strokes = cuts + 0.5, strokes + 0.5 * a.left_cut
+        if a.right_cut and (a.label, a.index + 1) not in inside:
+            cuts, strokes = cuts + 0.5, strokes + 0.5 * a.right_cut
+    return cuts, strokes
+
+
+def scores(line: Line, H: float, weights: np.ndarray = WEIGHTS) -> dict[tuple[int, int], float]:
+    """Each candidate span's score: -weights . features (log units; higher is better)."""
+    sure = max(entry[2].probability for entry in line.table.values())
+    spans = list(line.table)
+    phi = np.stack([features(line.atoms[i:j], line.table[(i, j)][1], line.table[(i, j)][2], H, sure, line.distances)
+                    for i, j in spans])
+    return dict(zip(spans, (-(phi @ weights)).tolist()))
+
+
+def best_split(n: int, score: dict[tuple[int, int], float]) -> list[tuple[int, int]]:
+    """The spans [i, j) covering atoms 0..n-1 in order with the highest total score (dynamic programme)."""
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    back: list[tuple[int, int] | None] = [None] * (n + 1)
+    for (i, j) in sorted(score, key=lambda s: (s[1], s[0])):
+        total = best[i] + score[(i, j)]
+        if total > best[j]:
+            best[j], back[j] = total, (i, j)
+    if not np.isfinite(best[n]):
         return []
-    state: tuple[int, int] | None = max(finals, key=lambda s: best[s])
-    spans = []
-    while state is not None:
-        spans.append(state)
-        state = back[state]
+    spans, j = [], n
+    while j > 0:
+        span = back[j]
+        assert span is not None
+        spans.append(span)
+        j = span[0]
     return spans[::-1]
 
 
-def _piece(entry: tuple, atoms: Sequence[Atom], H: float, line: int) -> Piece:
+def make_piece(entry: Entry, atoms: Sequence[Atom], H: float, line: int) -> Piece:
+    """The Piece of a chosen span, with its reason when it is not a digit (the classifier's, or cheap checks)."""
     image, box, prediction = entry
     h, w = box[3] - box[1], box[2] - box[0]
     reason = None
