@@ -43,6 +43,7 @@ def test_training_outliers_never_come_from_the_heldout_split(tmp_path: Path, mon
 
     monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path))
     monkeypatch.setattr(O, "PREPROCESSED_OTHER", 20)
+    monkeypatch.setattr(O, "MIN_PARALLEL", 10**6)  # made here, where the spy sees them
     splits = []
     real = digitlab.synth.build_set
 
@@ -116,3 +117,17 @@ def test_each_outlier_source_gives_the_same_share_of_a_batch() -> None:
     assert batch.shape == (30, 1, 28, 28)
     source = (batch[:, 0, 0, 0] * 255).round().long()
     assert torch.equal(torch.bincount(source, minlength=4)[1:], torch.tensor([10, 10, 10]))
+
+
+def test_chunks_made_in_parallel_processes_equal_those_made_here(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(O, "CHUNK", 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "a"))
+    monkeypatch.setattr(O, "MIN_PARALLEL", 10**6)  # here, one by one
+    here = O.synth_nondigits(1, split="train", seed=4, max_side=64)
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "b"))
+    monkeypatch.setattr(O, "MIN_PARALLEL", 2)  # 5 chunks missing: two forked processes make them
+    there = O.synth_nondigits(1, split="train", seed=4, max_side=64)
+    assert np.array_equal(here.images, there.images) and np.array_equal(here.condition, there.condition)
+    assert all(np.array_equal(here.facts[k], there.facts[k]) for k in O.FACT_KEYS)

@@ -14,11 +14,16 @@ a new set instead of reusing a stale one.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import logging
+import multiprocessing
+import os
+import sys
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +46,8 @@ FACT_KEYS = ("blank", "objects", "components", "coverage", "density", "stroke")
 NONDIGIT_CONDITIONS = ("nondigit_letters", "nondigit_symbols", "nondigit_scribbles", "nondigit_doodles",
                        "nondigit_mixed")
 CHUNK = 50  # synth pictures are made and cached this many at a time, per condition
+MAX_WORKERS = 4  # missing chunks are made in up to this many processes (one per CPU core)
+MIN_PARALLEL = 4  # ...when at least this many are missing (a process costs ~1 s to start)
 PREPROCESSED_OTHER = 2000  # of another dataset's training images, this many (evenly spread) also go through
 # the preprocessing, as a photo of one would arrive (about 3 s, then cached)
 
@@ -70,6 +77,7 @@ class ImageSet:
                         self.medium[keep], self.labels[keep])
 
 
+@functools.lru_cache(maxsize=1)
 def _code_hash() -> str:
     """SHA-256 of the source files that decide what a set contains (synth and preprocessing)."""
     import digitlab.inference.ink as ink
@@ -151,6 +159,50 @@ def _concat(sets: Sequence[ImageSet]) -> ImageSet:
                     np.concatenate([s.medium for s in sets]), np.concatenate([s.labels for s in sets]))
 
 
+_Job = tuple[str, int, int]  # (condition, start, stop)
+_DIGITS: tuple[np.ndarray, np.ndarray] | None = None  # a worker process's digit source (set once per worker)
+
+
+def _render(job: _Job, common: dict, digits: tuple[np.ndarray, np.ndarray] | None) -> ImageSet:
+    """Pictures start..stop-1 of one condition, preprocessed: one chunk of a set."""
+    from digitlab.synth import build_set
+
+    name, start, stop = job
+    samples = build_set(name, stop - start, seed=common["seed"], mnist_test=digits, split=common["split"],
+                        start=start, max_side=common["max_side"])
+    labels = [-1 if s.label is None else int(s.label) for s in samples]
+    return _from_pictures([s.image for s in samples], common["profile"], [name] * len(samples),
+                          [_medium(s.params) for s in samples], labels)
+
+
+def _init_worker(digits: tuple[np.ndarray, np.ndarray] | None) -> None:
+    global _DIGITS
+    import cv2
+
+    cv2.setNumThreads(0)  # a forked child never touches a thread pool its parent may have started
+    _DIGITS = digits
+
+
+def _render_in_worker(args: tuple[_Job, dict]) -> ImageSet:
+    return _render(args[0], args[1], _DIGITS)
+
+
+def _render_all(jobs: list[_Job], common: dict, digits: tuple[np.ndarray, np.ndarray] | None) -> list[ImageSet]:
+    """Every chunk of `jobs`; several missing ones are made in parallel processes.
+
+    Forked on Linux only: a spawned process would re-run the caller's script when it has no
+    `if __name__ == "__main__":` guard, and fork is unsafe on macOS. The children use NumPy,
+    Pillow and OpenCV (single-threaded), never torch.
+    """
+    workers = min(len(jobs), os.cpu_count() or 1, MAX_WORKERS)
+    if len(jobs) < MIN_PARALLEL or workers < 2 or not sys.platform.startswith("linux"):
+        return [_render(job, common, digits) for job in jobs]
+    log.info("making %d chunks of synth pictures in %d processes", len(jobs), workers)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker,
+                             initargs=(digits,)) as pool:
+        return list(pool.map(_render_in_worker, [(job, common) for job in jobs]))
+
+
 def synth_set(conditions: Sequence[str], n: int, *, split: str = "train", seed: int = 0, profile: str = "mnist",
               digits: tuple[np.ndarray, np.ndarray] | None = None, max_side: int | None = None) -> ImageSet:
     """`n` pictures of each synth condition through the preprocessing of `profile`, cached in chunks.
@@ -158,24 +210,18 @@ def synth_set(conditions: Sequence[str], n: int, *, split: str = "train", seed: 
     digits: (x uint8 (N, 28, 28), y (N,)) the handwritten digits the digit conditions draw
     (any MNIST-format digits: validation digits for fitting, test digits for judging). Pictures
     are made and cached CHUNK at a time (sample i depends only on the seed, condition, split
-    and i), so a larger set reuses a smaller one's pictures.
+    and i), so a larger set reuses a smaller one's pictures; missing chunks are made in parallel.
     """
-    from digitlab.synth import build_set
-
-    base = {"split": split, "seed": seed, "profile": profile, "max_side": max_side,
-            "digits": _array_hash(*digits) if digits is not None else None}
-
-    def chunk(name: str, start: int, stop: int) -> ImageSet:
-        def make() -> ImageSet:
-            samples = build_set(name, stop - start, seed=seed, mnist_test=digits, split=split, start=start,
-                                max_side=max_side)
-            return _from_pictures([s.image for s in samples], profile, [name] * len(samples),
-                                  [_medium(s.params) for s in samples],
-                                  [-1 if s.label is None else int(s.label) for s in samples])
-
-        return _cached({**base, "condition": name, "start": start, "stop": stop}, make)
-
-    parts = [chunk(name, lo, min(n, lo + CHUNK)) for name in conditions for lo in range(0, n, CHUNK)]
+    common = {"split": split, "seed": seed, "profile": profile, "max_side": max_side}
+    base = {**common, "digits": _array_hash(*digits) if digits is not None else None}
+    jobs = [(name, lo, min(n, lo + CHUNK)) for name in conditions for lo in range(0, n, CHUNK)]
+    paths = [_cache_path({**base, "condition": name, "start": lo, "stop": hi}) for name, lo, hi in jobs]
+    found = [_read(path) for path in paths]
+    missing = [i for i, f in enumerate(found) if f is None]
+    for i, made in zip(missing, _render_all([jobs[i] for i in missing], common, digits)):
+        _write(paths[i], made)
+        found[i] = made
+    parts = [f for f in found if f is not None]
     return _concat(parts) if parts else _from_pictures([], profile, [], [], [])
 
 
