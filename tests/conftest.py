@@ -88,7 +88,8 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
         "cnn", model_config={"channels": [16, 32, 64]},  # a quarter of the default's compute
         epochs=2, train_size=10_000, validation_size=1000, batch_size=128, seed=0, device="cpu",
         threads=1,  # on a busy shared CPU, two OpenMP threads spin-wait: 1 thread is ~5x faster there
-        reject_fit_samples=0, reject_eval_samples=0,  # no synth pictures: threshold from validation, no synth report
+        oe_synth=100, photo_digits=1,  # few synth pictures (the recipe's take minutes to draw the first time)...
+        reject_fit_samples=0, reject_eval_samples=0,  # ...and none for the threshold (validation only) or the report
     )
     run_dir = tmp_path_factory.mktemp("trained_run")
     result = train(config, mnist, run_dir=run_dir)

@@ -93,3 +93,20 @@ def test_blank_picture_is_a_rejected_prediction(trained_run: Path) -> None:
     p = predictor.predict_image(np.full((80, 60), 255, np.uint8))
     assert p.rejected and p.reason == BLANK and p.model_id == predictor.model_id
     assert predictor.predict_prepared(np.zeros((1, 28, 28), np.uint8))[0].reason == BLANK
+
+
+def test_heldout_nondigits_are_rejected_and_test_digits_kept(trained_run: Path, mnist) -> None:
+    """The fixture model (outlier exposure on a few train-split synth pictures and Fashion-MNIST) against
+    non-digits of the held-out split (other fonts, symbols and shapes) and MNIST test digits."""
+    from digitlab.synth import build_set
+    from digitlab.training.outliers import NONDIGIT_CONDITIONS
+
+    predictor = Predictor.load(trained_run, backend="torch")
+    pictures = [s.image for c in NONDIGIT_CONDITIONS for s in build_set(c, 8, seed=0, split="heldout", max_side=320)]
+    nondigits = [p for p in predictor.predict_images(pictures)]
+    digits = predictor.predict_prepared(mnist.x_test[:2000])
+    nondigit_share = np.mean([p.rejected for p in nondigits])
+    digit_share = np.mean([p.rejected for p in digits])
+    assert nondigit_share >= 0.2 and digit_share <= 0.03, (nondigit_share, digit_share)  # loose: a 2-epoch model
+    assert {p.reason for p in nondigits if p.rejected} <= {"not a digit", "several objects", "blank"}
+    assert all(p.reason is None for p in digits if not p.rejected)

@@ -67,3 +67,14 @@ def test_recipe_accuracy(name: str, mnist, tmp_path) -> None:
     result = train(recipe.config, ds, run_dir=tmp_path)
     accuracy = _test_accuracy(result.model, ds)
     assert accuracy >= recipe.expected_accuracy, f"{recipe.name}: {accuracy:.4f} < {recipe.expected_accuracy}"
+
+
+def test_the_default_recipe_is_robust_calibrated_and_rejects() -> None:
+    """cnn trains on other pens and scans, with outliers and digit pictures from a third of the way in;
+    its rejection threshold and report use synth pictures. The network itself stays the fast one."""
+    config = recipe_config("cnn")
+    assert config.augment and config.aug_elastic > 0 and min(config.aug_stroke, config.aug_blur, config.aug_lowres) > 0
+    assert config.oe_weight > 0 and config.oe_synth > 0 and config.oe_datasets == ["fashion-mnist"]
+    assert 0 < config.oe_start < 0.5 and config.photo_digits > 0  # 99.0% comes before the outliers join
+    assert config.reject_fit_samples > 0 and config.reject_eval_samples > 0
+    assert config.model_config == {"stem": 16, "channels": [32, 64]}
