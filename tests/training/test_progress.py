@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import sys
+import types
 
 import pytest
 
@@ -34,6 +36,21 @@ def test_auto_is_a_line_per_epoch_when_not_a_terminal() -> None:
     assert Progress("auto", lines=io.StringIO(), bar=io.StringIO()).verbose == 2
     with pytest.raises(ValueError, match="verbose"):
         Progress(3)
+
+
+def test_auto_asks_for_a_running_kernel_not_an_imported_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test suite that imports ipykernel (to run a notebook in a child) is still not a notebook;
+    a running kernel (IPython's shell with a kernel) is."""
+    def auto() -> int:
+        return Progress("auto", lines=io.StringIO(), bar=io.StringIO()).verbose
+
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    fake_ipython = types.ModuleType("IPython")
+    fake_ipython.get_ipython = lambda: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
+    assert auto() == 2
+    fake_ipython.get_ipython = lambda: types.SimpleNamespace(kernel=object())  # type: ignore[attr-defined]
+    assert auto() == 1
 
 
 def test_train_prints_like_keras_fit(mnist, capsys) -> None:

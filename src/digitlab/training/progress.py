@@ -25,8 +25,15 @@ def format_epoch(m: dict[str, Any], epochs: int) -> str:
     return line + f"  lr {m['lr']:.4g}  {m['elapsed']:.1f}s"
 
 
+def _in_notebook() -> bool:
+    """Whether this process is a running Jupyter kernel (importing ipykernel, as a test may, is not enough)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
 def _interactive(stream: TextIO) -> bool:
-    if "ipykernel" in sys.modules:  # a Jupyter notebook: tqdm.auto draws a widget
+    if _in_notebook():  # a Jupyter notebook: tqdm.auto draws a widget
         return True
     return bool(getattr(stream, "isatty", lambda: False)())
 
