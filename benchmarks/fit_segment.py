@@ -46,7 +46,7 @@ def line_problems(predictor: Any, image: np.ndarray, text: str, boxes: list[list
     pic = picture(image)
     ink = find_ink(pic.pixels)
     faint = faint_components(ink)
-    found = seg.candidates(ink, lambda x: predictor.predict_prepared(x, top_k=1),
+    found = seg.candidates(ink, _classify(predictor),
                            lambda own, box: to_profile(piece_ink(ink, own, box, faint)[0], predictor.preprocessing))
     if found is None:
         return []
@@ -54,27 +54,32 @@ def line_problems(predictor: Any, image: np.ndarray, text: str, boxes: list[list
     sx, sy = pic.scale
     truth = [(b[0] / sx, b[1] / sy, b[2] / sx, b[3] / sy) for b in boxes]
     labels = [int(c) for c in text.replace("\n", "")]
-    best_line = [int(np.argmax([max((_iou(t, e[1]) for e in line.table.values()), default=0.0) for line in lines]))
+    best_line = [int(np.argmax([max((_iou(t, e.box) for e in line.table.values()), default=0.0) for line in lines]))
                  for t in truth]
     out = []
     for n, line in enumerate(lines):
         mine = [k for k in range(len(truth)) if best_line[k] == n]
         spans = list(line.table)
-        sure = max(e[2].probability for e in line.table.values())
-        phi = np.stack([seg.features(line.atoms[i:j], line.table[(i, j)][1], line.table[(i, j)][2], H, sure,
-                                     line.distances)
+        phi = np.stack([seg.features(line.atoms[i:j], line.table[(i, j)], H, line.best, line.distances)
                         for i, j in spans])
         reads, junk, names = [], [], []
         for i, j in spans:
             entry = line.table[(i, j)]
             piece = seg.make_piece(entry, line.atoms[i:j], H, n)
             junk.append(piece.reason is not None)
-            names.append(entry[2].class_name if piece.reason is None else "")
-            reads.append({m for m, k in enumerate(mine) if piece.reason is None and entry[2].label == labels[k]
-                          and _iou(entry[1], truth[k]) >= MATCH})
+            names.append(entry.prediction.class_name if piece.reason is None else "")
+            reads.append({m for m, k in enumerate(mine) if piece.reason is None and entry.prediction.label == labels[k]
+                          and _iou(entry.box, truth[k]) >= MATCH})
         out.append({"n": len(line.atoms), "spans": spans, "phi": phi, "reads": reads, "junk": junk, "names": names,
                     "digits": len(mine), "text": "".join(str(labels[k]) for k in mine)})
     return out
+
+
+def _classify(predictor: Any) -> Any:
+    """The classifier `reading.read_pieces` gives `segment` (predictions and support), for this predictor."""
+    from digitlab.inference.reading import classifier
+
+    return classifier(predictor)
 
 
 def truth_path(problem: dict[str, Any], score: np.ndarray) -> list[int] | None:
@@ -137,6 +142,29 @@ def fit(problems: list[dict[str, Any]], start: np.ndarray, epochs: int, margin: 
     return total / max(count, 1)
 
 
+def search(problems: list[dict[str, Any]], start: np.ndarray, rounds: int) -> np.ndarray:
+    """Coordinate search: each weight in turn scaled by FACTORS (or set to SEEDS when 0), kept when more
+    lines read right; `log_p`'s weight stays 1 (the scale). Up to `rounds` passes, until none helps."""
+    w = start.astype(np.float64).copy()
+    best = share_right(problems, w)
+    for _ in range(rounds):
+        improved = False
+        for k in range(1, len(w)):
+            for value in [w[k] * f for f in FACTORS] if w[k] else list(SEEDS):
+                trial = w.copy()
+                trial[k] = value
+                right = share_right(problems, trial)
+                if right > best + 1e-9:
+                    w, best, improved = trial, right, True
+        if not improved:
+            break
+    return w
+
+
+FACTORS = (0.0, 0.25, 0.5, 0.7, 1.4, 2.0, 4.0)
+SEEDS = (0.05, 0.2, 0.5, 1.0, 3.0)
+
+
 def share_right(problems: list[dict[str, Any]], w: np.ndarray) -> float:
     """The share of lines whose best segmentation under `w` reads the truth."""
     right = [("".join(p["names"][s] for s in predicted_path(p, -(p["phi"] @ w))) == p["text"]) for p in problems]
@@ -153,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", default="100,101", help="synth seeds to train on (default: 100,101)")
     p.add_argument("--holdout-seeds", default="102", help="synth seeds to check the fit on (default: 102)")
     p.add_argument("--n", type=int, default=40, help="pictures per condition and seed (default: 40)")
+    p.add_argument("--method", choices=("search", "perceptron"), default="search",
+                   help="coordinate search on the share of lines read right, or a structured perceptron "
+                   "(default: search)")
     p.add_argument("--epochs", type=int, default=10, help="perceptron epochs (default: 10)")
     p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated (default: every number one)")
     p.add_argument("--cache", type=Path, default=None, help="keep built sets here (default: none)")
@@ -186,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     covered = [q for q in problems if truth_path(q, -(q["phi"] @ WEIGHTS)) is not None]
     print(f"{len(problems)} lines, {len(covered)} with a segmentation reading the truth")
     print(f"right before: {share_right(covered, WEIGHTS):.3f}, held out {share_right(holdout, WEIGHTS):.3f}")
-    w = fit(covered, WEIGHTS, args.epochs, args.margin)
+    start = WEIGHTS / WEIGHTS[FEATURES.index("log_p")]
+    w = fit(covered, start, args.epochs, args.margin) if args.method == "perceptron" else search(covered, start, 4)
     print(f"right after: {share_right(covered, w):.3f}, held out {share_right(holdout, w):.3f} "
           f"({len(holdout)} held-out lines, all counted)")
     scale = 1.0 / max(w[FEATURES.index("log_p")], 1e-9)  # the classifier's log-probability in its own units

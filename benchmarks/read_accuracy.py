@@ -8,6 +8,8 @@ extra, lines in order). --clean also reads each picture's clean version (same in
 paper, `synth.clean_version`): the ceiling the segmentation reaches without the photo's effects.
 --sheets writes PNGs per condition (name-1.png, ...) of the failures: the picture with the pieces found (green:
 read, red: rejected) and the truth's boxes (blue), then each piece's 28x28 with its label.
+Conditions named scene_* (SCENES) are numbers of random MNIST test digits drawn by
+tests/inference/paper_scenes.py, independently of digitlab.synth (its clean version: flat paper).
 --cache keeps the built sets (the files an app would send) so that reruns skip generation.
 Prints a markdown table (exact-read share per seed, their mean, the clean ceiling, ms per read).
 """
@@ -27,6 +29,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 NUMBER_CONDITIONS = ("number_plain", "number_ruled", "number_squared", "number_touching", "number_broken",
                      "number_two_lines", "number_mixed_photo", "number_mixed", "canvas_number", "printed_number")
+# scenes drawn by tests/inference/paper_scenes.py (independently of digitlab.synth): number options, photo options
+SCENES: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {
+    "scene_spaced": ({"gap": 0.3}, None),
+    "scene_close_ruled_blue": ({"gap": 0.1}, {"light": "linear", "light_strength": 0.4, "lines": "ruled",
+                                              "line_pitch": 150, "ink_rgb": (30, 50, 155)}),
+    "scene_touching": ({"gap": -0.04}, None),
+    "scene_overlapping": ({"gap": -0.1}, None),
+    "scene_broken": ({"gap": 0.3, "break_at": 0.4}, None),
+    "scene_broken_close": ({"gap": 0.12, "break_at": 0.6}, {"light": "radial", "light_strength": 0.3}),
+}
 SHEET_ROWS = 24  # failures drawn per condition
 SHEET_PAGE = 6  # failures per sheet file
 ROW_PX = 200  # height of a failure's row in the sheet
@@ -46,10 +58,33 @@ def _png(image: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def scenes(condition: str, n: int, seed: int, mnist: tuple[np.ndarray, np.ndarray]) -> list[dict[str, Any]]:
+    """`n` numbers of 2-5 random MNIST test digits drawn by paper_scenes under SCENES[condition]."""
+    sys.path.insert(0, str(REPO / "tests" / "inference"))
+    import paper_scenes  # type: ignore[import-not-found]
+
+    options, photo = SCENES[condition]
+    x, y = mnist
+    by_class = [np.flatnonzero(y == c) for c in range(10)]
+    rows = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        labels = rng.integers(0, 10, int(rng.integers(2, 6)))
+        digits = [x[by_class[c][rng.integers(len(by_class[c]))]] for c in labels]
+        ink, boxes = paper_scenes.number(digits, rng=rng, **options)
+        image = paper_scenes.photo(ink, seed=i, **photo) if photo else paper_scenes.flat(ink)
+        rows.append({"image": image, "clean": paper_scenes.flat(ink), "text": "".join(map(str, labels)),
+                     "boxes": [list(b) for b in boxes]})
+    return rows
+
+
 def build(condition: str, n: int, seed: int, mnist: tuple[np.ndarray, np.ndarray], *, clean: bool,
           cache: Path | None) -> list[dict[str, Any]]:
     """The set as dicts {image, clean (or None), text, boxes}; kept in `cache` as file bytes when given."""
     from digitlab.synth import build_set, clean_version
+
+    if condition in SCENES:
+        return scenes(condition, n, seed, mnist)
 
     key = hashlib.sha256(f"{condition}/{n}/{seed}/{clean}".encode()).hexdigest()[:16]
     path = cache / f"{condition}-{seed}-{n}-{key}.pkl" if cache else None
@@ -137,7 +172,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.read_accuracy", description=__doc__.split("\n")[0])
     p.add_argument("model", nargs="?", default=None, help="run directory or model.json (default: the bundled model)")
     p.add_argument("--conditions", default=",".join(NUMBER_CONDITIONS),
-                   help="comma-separated conditions (default: every number condition)")
+                   help=f"comma-separated conditions, synth's or {', '.join(SCENES)} (default: every synth "
+                   "number condition)")
     p.add_argument("--n", type=int, default=40, help="pictures per condition and seed (default: 40)")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     p.add_argument("--clean", action="store_true", help="also read the clean versions (default: off)")

@@ -10,14 +10,16 @@ neighbours and crosses only the stroke where they touch (the "drop-fall" family:
 Dimauro, Impedovo, Pirlo 1995; Khan 1998; here as a shortest path by dynamic programming, as in
 Wang and Jean 1994's path of least resistance).
 
-The paths of least ink through every pixel of a few anchor rows (top, quarter, middle, three
-quarters, bottom) come from two passes of a dynamic programme (downwards and upwards, each one
-vectorised row of NumPy per row); the local minima of those costs along each anchor row are the
-candidates, traced back into paths. Candidates that split the ink as another cheaper one does
-(within SAME_CUT of the ink), leave too little ink on a side, or start within `margin` of the
-blob's sides are dropped; at most `max_cuts` of the cheapest are kept, ordered left to right and
-made not to cross (so the pieces between consecutive cuts are well defined: `split`).
-Blobs taller than CUT_SIDE rows are searched at a reduced size (bounded time).
+Candidates of two kinds are taken in turn, the cheapest of each first: straight cuts at the minima
+of the column projection (the classic vertical cut: it keeps a stroke that touches a neighbour
+with its own digit), and bent ones, the paths of least ink through the cells of a few anchor rows
+(top, quarter, middle, three quarters, bottom) at the local minima of their costs along the row.
+The least ink of a path through every cell comes from two passes of a dynamic programme
+(downwards and upwards, one vectorised NumPy row per row), and the paths are traced back from it.
+Candidates that split the ink as an earlier one does (within SAME_CUT of the ink), leave too little
+ink on a side, or lie within `margin` of the blob's sides are dropped; at most `max_cuts` are kept,
+ordered left to right and made not to cross (so the pieces between consecutive cuts are well
+defined: `split`). Blobs taller than CUT_SIDE rows are searched at a reduced size (bounded time).
 """
 from __future__ import annotations
 
@@ -60,16 +62,22 @@ def cut_paths(own: np.ndarray, *, stroke: float, margin: int, max_cuts: int) -> 
     backward, down = backward[::-1], down[::-1]  # down[y, x]: the step to the next row (up[y, x]: to the previous)
     through = forward + backward - cost  # (hc, wc): the least ink of a path through each cell
     hc, wc = cost.shape
-    cells = []
+    bent: list[tuple[float, int, int]] = []
     lo, hi = max(1, margin // f), min(wc - 1, wc - margin // f)
     for share in ANCHORS:
         r = min(hc - 1, int(round(share * (hc - 1))))
-        cells += [(float(through[r, x]), r, x) for x in _minima(through[r], lo, hi)]
+        bent += [(float(through[r, x]), r, x) for x in _minima(through[r], lo, hi)]
+    column = np.convolve(cost.sum(axis=0), np.ones(3) / 3, mode="same")  # straight cuts: the column projection
+    straight = [(float(column[x]), -1, x) for x in _minima(column, lo, hi)]
     cum = np.concatenate([np.zeros((h, 1), np.int32), np.cumsum(own, axis=1, dtype=np.int32)], axis=1)
     total = float(cum[:, -1].sum())
     kept: list[tuple[np.ndarray, np.ndarray, float]] = []
-    for c, r, x in sorted(cells):
-        xs = np.clip(np.repeat(_trace(up, down, r, x), f)[:h] * f + f // 2, 0, w)
+    for c, r, x in _alternate(sorted(bent), sorted(straight)):
+        if r < 0:
+            xs = np.full(h, min(w, x * f + f // 2), np.int64)
+            c = float(cost[:, x].sum())
+        else:
+            xs = np.clip(np.repeat(_trace(up, down, r, x), f)[:h] * f + f // 2, 0, w)
         if not margin <= xs.mean() <= w - margin:
             continue
         left = cum[np.arange(h), xs]
@@ -95,6 +103,13 @@ def split(own: np.ndarray, cuts: list[Cut]) -> list[np.ndarray]:
     cols = np.arange(w)[None, :]
     bounds = [np.zeros(h, np.int32)] + [c.xs for c in cuts] + [np.full(h, w, np.int32)]
     return [own & (cols >= a[:, None]) & (cols < b[:, None]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _alternate(a: list[tuple[float, int, int]], b: list[tuple[float, int, int]]) -> list[tuple[float, int, int]]:
+    """a[0], b[0], a[1], b[1], ...: the cheapest of each kind first."""
+    out = [v for pair in zip(a, b) for v in pair]
+    n = min(len(a), len(b))
+    return out + a[n:] + b[n:]
 
 
 def _reduced(own: np.ndarray, f: int) -> np.ndarray:

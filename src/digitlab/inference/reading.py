@@ -29,7 +29,8 @@ from digitlab.inference.preprocess import (
     piece_ink,
     to_profile,
 )
-from digitlab.inference.segment import Piece, segment
+from digitlab.inference.rejection import energy
+from digitlab.inference.segment import Classify, Piece, segment
 
 if TYPE_CHECKING:
     from digitlab.inference.predictor import Predictor
@@ -71,7 +72,16 @@ def read_pieces(predictor: Predictor, image: ImageInput, *, name: str | None = N
     def normalise(own: np.ndarray, box: Box) -> np.ndarray:
         return to_profile(piece_ink(ink, own, box, faint)[0], profile)
 
-    def classify(x: np.ndarray) -> Sequence[Prediction]:
-        return predictor.predict_prepared(x, top_k=1)
+    return pic, segment(ink, classifier(predictor), normalise)
 
-    return pic, segment(ink, classify, normalise)
+
+def classifier(predictor: Predictor) -> Classify:
+    """What `segment` asks of a classifier, from `predictor`: for uint8 images (N, 28, 28) already in its
+    format, one Prediction each (with the model's not-a-digit decision) and each one's support, the
+    log-sum-exp of its logits / T (-energy / T)."""
+    def classify(x: np.ndarray) -> tuple[Sequence[Prediction], np.ndarray]:
+        logits = predictor.predict_logits(x)
+        support = -energy(logits, predictor.temperature) / predictor.temperature
+        return [predictor.prediction(row, top_k=1) for row in logits], support
+
+    return classify

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -44,11 +45,23 @@ from digitlab.inference.prediction import Prediction
 from digitlab.inference.preprocess import stroke_width
 
 Box = tuple[int, int, int, int]
-Classify = Callable[[np.ndarray], Sequence[Prediction]]  # uint8 (N, 28, 28) -> one Prediction per image
+# uint8 (N, 28, 28) -> (one Prediction per image, float (N,): how much each looks like any class at all, the
+# log of the sum of exp(logit / T) (-energy / T, Liu et al. 2020): higher for digits than for parts or pairs of them)
+Classify = Callable[[np.ndarray], tuple[Sequence[Prediction], np.ndarray]]
 Normalise = Callable[[np.ndarray, Box], np.ndarray]  # (own pixels bool (h, w), box) -> uint8 (28, 28)
 Distances = dict[tuple[int, int], float]  # (label a, label b), a < b -> pixels between the two components
-Entry = tuple[np.ndarray, Box, Prediction]  # a classified piece: its 28x28, box and prediction
-Table = dict[tuple[int, int], Entry]  # span [i, j) of atoms -> (28x28, box, prediction)
+
+
+class Entry(NamedTuple):
+    """A classified candidate piece."""
+
+    image: np.ndarray  # uint8 (28, 28)
+    box: Box  # working pixels
+    prediction: Prediction
+    support: float  # log-sum-exp of its logits / T (see Classify)
+
+
+Table = dict[tuple[int, int], Entry]  # span [i, j) of atoms -> its Entry
 
 SPECK_SHARE = 0.02  # components under this share of the largest one's area are specks
 MIN_PIXELS = 3
@@ -82,6 +95,7 @@ JOIN_REACH = 0.6  # distances are measured up to this (x H); farther components 
 # A piece's score is -WEIGHTS . features (`features`): log units, higher is better
 FEATURES = (
     "log_p",  # -log of the classifier's probability, relative to the line's surest piece
+    "support",  # how much less it looks like any digit than the line's most digit-like piece (Classify)
     "piece",  # 1: every piece costs (fewer pieces when the classifier is as sure)
     "low", "very_low",  # H below LOW_FROM, VERY_LOW_FROM x H of the piece's height
     "wide",  # H above WIDE_FROM x H of its width
@@ -91,7 +105,7 @@ FEATURES = (
     "rejected",  # the classifier's not-a-digit decision
     "small",  # a small component alone: a mark, or a part of a digit left out
 )
-WEIGHTS = np.array([1, 0.0659, 1.56, 0.978, 1.76, 0.313, 0.545, 0.177, 0.316, 0.99, 1.12])
+WEIGHTS = np.array([1, 0, 0, 6.24, 0.978, 0.88, 0.219, 0.273, 0, 0.316, 0.99, 1.12])
 TOO_SMALL, TOO_WIDE = 0.3, 2.5  # cheap rejection: piece height below this x H, or width / height above this
 
 
@@ -157,6 +171,12 @@ class Line:
     table: Table
     distances: Distances  # pixels between its components, where less than JOIN_REACH x H
 
+    @property
+    def best(self) -> tuple[float, float]:
+        """The highest probability and the highest support among its candidates."""
+        return (max(e.prediction.probability for e in self.table.values()),
+                max(e.support for e in self.table.values()))
+
 
 def candidates(ink: InkMap, classify: Classify, normalise: Normalise) -> tuple[float, list[Line]] | None:
     """(H, each line's atoms and candidate pieces, classified); None when there is no ink.
@@ -211,10 +231,10 @@ def _classified(lines: list[tuple[list[Atom], list[tuple[int, int]]]], known: di
                 todo[key] = (normalise(own, box), box)
     if not todo:
         return known
-    predictions = classify(np.stack([image for image, _ in todo.values()]))
+    predictions, support = classify(np.stack([image for image, _ in todo.values()]))
     out = dict(known)
-    for (key, (image, box)), prediction in zip(todo.items(), predictions):
-        out[key] = (image, box, prediction)
+    for (key, (image, box)), prediction, sup in zip(todo.items(), predictions, np.asarray(support, np.float64)):
+        out[key] = Entry(image, box, prediction, float(sup))
     return out
 
 
@@ -224,9 +244,9 @@ def _to_cut(atoms: list[Atom], known: dict[PieceKey, Entry], H: float) -> set[in
     whole = [(a, known[_key([a])]) for a in atoms if not a.small]
     if not whole:
         return set()
-    sure = max(entry[2].probability for _, entry in whole)
+    sure = max(entry.prediction.probability for _, entry in whole)
     out = set()
-    for a, (_, box, p) in whole:
+    for a, (_, box, p, _) in whole:
         w, h = box[2] - box[0], box[3] - box[1]
         if w <= SPLIT_WIDTH * H:
             continue
@@ -377,18 +397,20 @@ def _pixels(atoms: Sequence[Atom]) -> tuple[np.ndarray, Box]:
     return own, (x0, y0, x1, y1)
 
 
-def features(atoms: Sequence[Atom], box: Box, prediction: Prediction, H: float, sure: float,
+def features(atoms: Sequence[Atom], entry: Entry, H: float, best: tuple[float, float],
              distances: Distances) -> np.ndarray:
     """float64 (len(FEATURES),): what the score of one candidate piece is made of (costs >= 0, but `apart`).
 
-    sure: the probability of the line's surest piece (the classifier's own scale); distances: between
-    the line's components (`Line.distances`). A small component alone (a mark, or a part of a digit
-    left out) has only the `small` feature.
+    best: the line's highest probability and support (`Line.best`: the classifier's own scales);
+    distances: between the line's components (`Line.distances`). A small component alone (a mark,
+    or a part of a digit left out) has only the `small` feature.
     """
+    box, prediction = entry.box, entry.prediction
     f = _shape(atoms, box, H, distances)
     if f[_F["small"]]:
         return f
-    f[_F["log_p"]] = min(-MIN_LOG_P, max(0.0, -float(np.log(max(prediction.probability / sure, 1e-12)))))
+    f[_F["log_p"]] = min(-MIN_LOG_P, max(0.0, -float(np.log(max(prediction.probability / best[0], 1e-12)))))
+    f[_F["support"]] = min(-MIN_LOG_P, max(0.0, best[1] - entry.support))
     if prediction.class_name in _DIGITS:
         h, w = box[3] - box[1], box[2] - box[0]
         mean, sd = DIGIT_ASPECT[int(prediction.class_name)]
@@ -497,10 +519,8 @@ def _cuts_made(atoms: Sequence[Atom]) -> tuple[float, float]:
 
 def scores(line: Line, H: float, weights: np.ndarray = WEIGHTS) -> dict[tuple[int, int], float]:
     """Each candidate span's score: -weights . features (log units; higher is better)."""
-    sure = max(entry[2].probability for entry in line.table.values())
     spans = list(line.table)
-    phi = np.stack([features(line.atoms[i:j], line.table[(i, j)][1], line.table[(i, j)][2], H, sure, line.distances)
-                    for i, j in spans])
+    phi = np.stack([features(line.atoms[i:j], line.table[(i, j)], H, line.best, line.distances) for i, j in spans])
     return dict(zip(spans, (-(phi @ weights)).tolist()))
 
 
@@ -526,7 +546,7 @@ def best_split(n: int, score: dict[tuple[int, int], float]) -> list[tuple[int, i
 
 def make_piece(entry: Entry, atoms: Sequence[Atom], H: float, line: int) -> Piece:
     """The Piece of a chosen span, with its reason when it is not a digit (the classifier's, or cheap checks)."""
-    image, box, prediction = entry
+    image, box, prediction, _ = entry
     h, w = box[3] - box[1], box[2] - box[0]
     reason = None
     if prediction.rejected:
