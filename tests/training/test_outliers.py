@@ -81,8 +81,8 @@ def test_resume_with_outliers_and_pen_changes_equals_uninterrupted(mnist, tmp_pa
     """Outliers (drawn from the augmentation stream) and every augmentation on: resume is still bit for bit."""
     monkeypatch.setattr(O, "PREPROCESSED_OTHER", 20)
     config = TrainConfig(**SMALL, **TINY_CNN, epochs=3, optimizer="adam", lr=3e-3, schedule="onecycle", augment=True,
-                         aug_elastic=1.5, aug_stroke=0.3, aug_blur=0.2, aug_lowres=0.2, oe_weight=0.5, oe_synth=0,
-                         oe_datasets=["fashion-mnist"], oe_start=0.3, progress_every=1, seed=5)
+                         aug_elastic=1.5, aug_stroke=0.3, aug_blur=0.2, aug_lowres=0.2, aug_start=0.2, oe_weight=0.5,
+                         oe_synth=0, oe_datasets=["fashion-mnist"], oe_start=0.3, progress_every=1, seed=5)
 
     class Stop(Exception):
         pass

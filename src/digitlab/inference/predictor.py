@@ -125,7 +125,7 @@ class Predictor:
             path = bundled_model()
         ckpt = load_checkpoint(path)
         meta, run_dir = ckpt.meta, Path(ckpt.run_dir)
-        make = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir}
+        make: dict[str, Any] = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir}
         onnx_ok = backend in ("onnx", "int8") or (backend == "auto" and _onnxruntime_available())
         if backend == "int8" or (onnx_ok and backend == "auto" and RunFiles(run_dir).int8_onnx.is_file()):
             try:

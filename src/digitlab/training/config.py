@@ -65,6 +65,7 @@ class TrainConfig:
     aug_stroke: float = 0.0  # share of images with thicker or thinner strokes: other pens
     aug_blur: float = 0.0  # share of images blurred: defocused photos, soft scans
     aug_lowres: float = 0.0  # share of images down-up sampled: low-resolution scans and photos
+    aug_start: float = 0.0  # share of the steps trained before those four join (the first 99% comes sooner)
     # outlier exposure (Hendrycks, Mazeika, Dietterich 2019): non-digits in each batch, pushed to uniform
     oe_weight: float = 0.0  # weight of the outliers' loss; 0 = off (the paper uses 0.5)
     oe_fraction: float = 0.25  # outliers per step, as a share of the batch size
@@ -109,8 +110,9 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing}: use a value in [0, 1)"),
             (0 < self.pct_start < 1, f"pct_start={self.pct_start}: use a value in (0, 1)"),
             (self.patience is None or self.patience >= 1, f"patience={self.patience}: use 1 or more, or None"),
-            (all(0 <= v <= 1 for v in (self.aug_stroke, self.aug_blur, self.aug_lowres, self.oe_start)),
-             "aug_stroke, aug_blur, aug_lowres and oe_start are shares: use values in [0, 1]"),
+            (all(0 <= v <= 1 for v in (self.aug_stroke, self.aug_blur, self.aug_lowres, self.aug_start,
+                                       self.oe_start)),
+             "aug_stroke, aug_blur, aug_lowres, aug_start and oe_start are shares: use values in [0, 1]"),
             (self.aug_elastic >= 0 and self.oe_weight >= 0, "aug_elastic and oe_weight: use 0 or more"),
             (0 < self.oe_fraction <= 4, f"oe_fraction={self.oe_fraction}: use a share in (0, 4]"),
             (all(0.5 <= v < 1 for v in (self.reject_keep, self.reject_keep_pictures)),

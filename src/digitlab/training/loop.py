@@ -31,8 +31,7 @@ from digitlab.models import build_model
 from digitlab.training.augment import random_affine, random_pen
 from digitlab.training.config import TrainConfig
 from digitlab.training.optim import build_optimizer, lr_at
-from digitlab.training.state import (flatten_optimizer, load_train_state, save_train_state,
-                                     unflatten_optimizer)
+from digitlab.training.state import flatten_optimizer, load_train_state, save_train_state, unflatten_optimizer
 
 if TYPE_CHECKING:
     from digitlab.data import Dataset
@@ -241,7 +240,8 @@ def _splits(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.devi
         return torch.from_numpy(np.asarray(y, np.int64)).to(device)
 
     test = (_to_input(dataset.x_test, device), labels(dataset.y_test)) if config.track_test else (None, None)
-    outliers, parts = None, ()
+    outliers: torch.Tensor | None = None
+    parts: tuple[int, ...] = ()
     if config.oe_weight > 0:
         from digitlab.training.outliers import outlier_images
 
@@ -254,7 +254,7 @@ def _splits(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.devi
 
         px, py = photo_digits(config, x_tr, y_tr)
         photos, photo_labels = torch.from_numpy(px).to(device), labels(py)
-    return _Splits(_to_input(x_tr, device), labels(y_tr), _to_input(x_val, device), labels(y_val), *test,
+    return _Splits(_to_input(x_tr, device), labels(y_tr), _to_input(x_val, device), labels(y_val), test[0], test[1],
                    num_classes=len(dataset.class_names), outliers=outliers, outlier_parts=parts, photos=photos,
                    photo_labels=photo_labels)
 
@@ -265,7 +265,7 @@ def _trainer(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.dev
     torch.manual_seed(config.seed)
     model = build_model(config.model, num_classes=data.num_classes, **config.model_config).to(device)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = build_optimizer(model, config)
     shuffle_gen = torch.Generator().manual_seed(config.seed)  # same on every rank: one permutation
     aug_gen = torch.Generator(device=device).manual_seed(config.seed + 1 + dd.rank)
@@ -283,7 +283,7 @@ def _trainer(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.dev
     if dd.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
-        net = torch.compile(net)
+        net = torch.compile(net)  # type: ignore[assignment]
     return _Trainer(config, dd, device, data, unwrap_model(model), net, optimizer,
                     torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None, autocast,
                     shuffle_gen, aug_gen, steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch),
@@ -344,10 +344,15 @@ def _photo_batch(t: _Trainer) -> tuple[torch.Tensor, torch.Tensor] | None:
     return to_model_input(photos[idx]), labels[idx]
 
 
+def _robust(t: _Trainer) -> bool:
+    """Whether this step's batch gets the pen / scan changes and the elastic bend (from `aug_start` on)."""
+    return t.step >= int(t.config.aug_start * t.total_steps)
+
+
 def _pen(t: _Trainer, xb: torch.Tensor) -> torch.Tensor:
     """xb (B, 1, 28, 28) with other pens and scans on random shares (`augment.random_pen`), when configured."""
     config = t.config
-    if not (config.aug_stroke or config.aug_blur or config.aug_lowres):
+    if not (config.aug_stroke or config.aug_blur or config.aug_lowres) or not _robust(t):
         return xb
     return random_pen(xb, t.aug_gen, stroke=config.aug_stroke, blur_share=config.aug_blur, lowres=config.aug_lowres)
 
@@ -381,7 +386,8 @@ def train_step(t: _Trainer, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> tu
         xb = torch.cat([xb, outliers])  # (B [+ P] + K, 1, 28, 28): one forward pass, BatchNorm sees all
     if config.augment:
         xb = random_affine(xb, t.aug_gen, max_shift=config.aug_shift, max_rotation=config.aug_rotate,
-                           max_scale=config.aug_scale, flip=config.aug_flip, elastic=config.aug_elastic)
+                           max_scale=config.aug_scale, flip=config.aug_flip,
+                           elastic=config.aug_elastic if _robust(t) else 0.0)
     if config.channels_last:
         xb = xb.contiguous(memory_format=torch.channels_last)
     with t.autocast():
@@ -505,9 +511,10 @@ def fit(
     `metrics.jsonl` (one JSON object per epoch) and `steps.jsonl` (with `eval_every_steps`); at
     every epoch end the resume state and, but for the last epoch, a checkpoint (a kill leaves the
     last complete epoch loadable); the final checkpoint once at the end when `save_final`
-    (`train` passes False: `finish_run` saves it, with its test metrics). `resume=True` continues `run_dir` from its last complete epoch;
-    on one machine with the same config the final weights equal an uninterrupted run's bit for
-    bit (CPU). Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel.
+    (`train` passes False: `finish_run` saves it, with its test metrics). `resume=True` continues
+    `run_dir` from its last complete epoch; on one machine with the same config the final weights
+    equal an uninterrupted run's bit for bit (CPU). Under torchrun (WORLD_SIZE > 1)
+    it trains with DistributedDataParallel.
     `callback(event)` gets dicts with `event` in {"epoch_start", "step", "epoch_end", "eval"}.
     """
     from digitlab.data import load

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -118,8 +118,9 @@ def _read(path: Path) -> ImageSet | None:
 
 def _write(path: Path, s: ImageSet) -> None:
     buf = io.BytesIO()
-    np.savez(buf, images=s.images, condition=s.condition, medium=s.medium, labels=s.labels,
-             **{f"fact_{k}": v for k, v in s.facts.items()})
+    arrays: dict[str, Any] = {"images": s.images, "condition": s.condition, "medium": s.medium, "labels": s.labels,
+                              **{f"fact_{k}": v for k, v in s.facts.items()}}
+    np.savez(buf, **arrays)
     try:
         atomic_write_bytes(path, buf.getvalue())
     except OSError as exc:  # a read-only cache costs making the set again next time, nothing more

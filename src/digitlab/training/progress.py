@@ -28,7 +28,7 @@ def format_epoch(m: dict[str, Any], epochs: int) -> str:
 def _in_notebook() -> bool:
     """Whether this process is a running Jupyter kernel (importing ipykernel, as a test may, is not enough)."""
     ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None  # type: ignore[attr-defined]
+    shell = ipython.get_ipython() if ipython is not None else None
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from digitlab.errors import DigitlabError, did_you_mean
 from digitlab.training.config import TrainConfig
@@ -18,17 +19,17 @@ class Recipe:
     config: TrainConfig
 
 
-_SOFTMAX_PLAIN = {"mean": 0.0, "std": 1.0}  # the tutorials fed raw [0, 1] pixels
+_SOFTMAX_PLAIN: dict[str, Any] = {"mean": 0.0, "std": 1.0}  # the tutorials fed raw [0, 1] pixels
 # The tutorials' models are a few small matrix products per step: a second OpenMP thread only
 # adds fork/join waits (tf-softmax: 0.5 s on 1 thread, 67 s on 2 on a busy 2-core machine).
-_SMALL = {"threads": 1, "channels_last": False}
+_SMALL: dict[str, Any] = {"threads": 1, "channels_last": False}
 
-# Other pens and scans (docs/training.md, "Robust, calibrated, not a digit"): cost ~12% of a step, no accuracy.
-_ROBUST = {"aug_elastic": 1.5, "aug_stroke": 0.3, "aug_blur": 0.2, "aug_lowres": 0.2}
+# Other pens and scans (docs/training.md, "Robust, calibrated, ..."): ~12% of a step, so from 34% of the steps on.
+_ROBUST: dict[str, Any] = {"aug_elastic": 1.5, "aug_stroke": 0.3, "aug_blur": 0.2, "aug_lowres": 0.2, "aug_start": 0.34}
 # Outlier exposure from 34% of the steps (after 99.0% is reached): 3,000 synth non-digits (split "train") and
 # Fashion-MNIST, a quarter of a batch, weight 0.5, with an eighth of a batch of synth pictures of training
 # digits (60 per condition); the threshold and report from synth pictures of validation and test digits.
-_OPEN_SET = {"oe_weight": 0.5, "oe_fraction": 0.25, "oe_start": 0.34, "oe_synth": 3000,
+_OPEN_SET: dict[str, Any] = {"oe_weight": 0.5, "oe_fraction": 0.25, "oe_start": 0.34, "oe_synth": 3000,
              "oe_datasets": ["fashion-mnist"], "photo_digits": 60, "photo_fraction": 0.125,
              "reject_fit_samples": 20, "reject_eval_samples": 10}
 
@@ -111,6 +112,6 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def recipe_config(name: str, **overrides) -> TrainConfig:
+def recipe_config(name: str, **overrides: Any) -> TrainConfig:
     """The recipe's `TrainConfig` with `overrides` applied."""
     return get_recipe(name).config.replace(**overrides)
