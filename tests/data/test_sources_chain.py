@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from datahelpers import NAMES
+from datahelpers import NAMES, make_tiny
 
 from digitlab.data import get_spec, sources
 from digitlab.data.registry import ROLES
@@ -114,3 +114,27 @@ def test_obtain_lists_every_source_when_all_fail(tiny_spec, tmp_path):
     assert f"folder {tmp_path / 'nope'}: no such folder" in msg
     assert f"cache {sources.cache_dir(tiny_spec)}: no such folder" in msg
     assert "To supply the files by hand" in msg
+
+
+def test_a_folder_of_another_registered_dataset_is_skipped_without_a_warning(tiny, tiny_spec, tmp_path, monkeypatch,
+                                                                              caplog):
+    """DIGITLAB_DATA_DIR shared by datasets: "tiny-b"'s files are registered data, not damage; no warning,
+    and the failure message names whose files they are. A file of no known dataset is still warned about."""
+    from digitlab.data import registry
+
+    other = make_tiny(seed=7)
+    spec_b = registry.DatasetSpec(name="tiny-b", class_names=tiny_spec.class_names,
+                                  files={r: registry.FileSpec(registry.STANDARD_FILES[r], other.digests[r])
+                                         for r in registry.ROLES})
+    monkeypatch.setitem(registry.DATASETS, "tiny-b", spec_b)
+    folder = other.write(tmp_path / "shared")
+    with caplog.at_level("WARNING"), pytest.raises(DigitlabError) as err:
+        sources.obtain(tiny_spec, data_dir=folder, offline=True)
+    assert not [r for r in caplog.records if "trying the next source" in r.getMessage()]
+    assert "holds tiny-b's files, not tiny's" in str(err.value)
+
+    make_tiny(seed=8).write(tmp_path / "unknown")  # no registered dataset's files: damaged or foreign
+    caplog.clear()
+    with caplog.at_level("WARNING"), pytest.raises(DigitlabError):
+        sources.obtain(tiny_spec, data_dir=tmp_path / "unknown", offline=True)
+    assert [r for r in caplog.records if "a different or damaged file" in r.getMessage()]

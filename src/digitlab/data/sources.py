@@ -37,7 +37,7 @@ import numpy as np
 from digitlab._io import atomic_open
 from digitlab.data import idx
 from digitlab.data.idx import parse_idx, read_bytes
-from digitlab.data.registry import IMAGE_SHAPE, ROLES, DatasetSpec, FileSpec
+from digitlab.data.registry import DATASETS, IMAGE_SHAPE, ROLES, DatasetSpec, FileSpec
 from digitlab.errors import DigitlabError
 
 if TYPE_CHECKING:
@@ -132,6 +132,10 @@ def verify(spec: DatasetSpec, role: str, content: bytearray, *, name: str, origi
     digest = hashlib.sha256(content).hexdigest()
     expected = spec.files[role].sha256
     if expected and digest != expected:
+        known = _known_as(digest)
+        if known:  # a shared folder (DIGITLAB_DATA_DIR) holding another dataset's files: not this one's, not damaged
+            raise OtherDatasetFile(f"{name} is {known[0]}'s {known[1]}, not {spec.name}'s {spec.files[role].stem}",
+                                   dataset=known[0])
         raise DigitlabError(
             f"{name}: SHA-256 of the decompressed content is {digest}, not the reference "
             f"{expected} of {spec.name}'s {spec.files[role].stem}: a different or damaged file. {fix}".rstrip()
@@ -150,6 +154,23 @@ def find_in_folder(folder: Path, f: FileSpec) -> Path | None:
 
 class NotPresent(DigitlabError):
     """A source simply does not have the file (not an error worth a warning)."""
+
+
+class OtherDatasetFile(NotPresent):
+    """The file is a registered dataset's, but another one's (a folder shared by several datasets)."""
+
+    def __init__(self, message: str, *, dataset: str) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+
+
+def _known_as(digest: str) -> tuple[str, str] | None:
+    """(dataset, file stem) when `digest` is the reference of a registered dataset's file."""
+    for other in DATASETS.values():
+        for f in other.files.values():
+            if f.sha256 == digest:
+                return other.name, f.stem
+    return None
 
 
 # --------------------------------------------------------------------------- the cache folder
@@ -412,7 +433,9 @@ class FolderSource:
         with ThreadPoolExecutor(max_workers=len(roles)) as pool:  # hashlib and zlib release the GIL
             results = dict(zip(roles, pool.map(lambda role: self._one(spec, role), roles)))
         if len(roles) == len(ROLES) and all(isinstance(r, NotPresent) for r in results.values()):
-            raise NotPresent("none of the four files present")
+            others = sorted({r.dataset for r in results.values() if isinstance(r, OtherDatasetFile)})
+            raise NotPresent(f"holds {' and '.join(others)}'s files, not {spec.name}'s" if others
+                             else "none of the four files present")
         return results
 
     def _one(self, spec: DatasetSpec, role: str) -> Found | DigitlabError:
@@ -589,7 +612,8 @@ class _Chain:
 
     def _record(self, source: Source, role: str, exc: DigitlabError) -> None:
         absent = isinstance(exc, NotPresent)
-        self.tried.add(source.name, role, "not present" if absent and role != "*" else str(exc))
+        plain = absent and role != "*" and not isinstance(exc, OtherDatasetFile)
+        self.tried.add(source.name, role, "not present" if plain else str(exc))
         if not absent:
             log.warning("%s: %s; trying the next source", source.name, exc)
 
