@@ -31,7 +31,7 @@ system-deps:
 
 # Main job: train the default `cnn` recipe on MNIST, evaluate, plot, predict a few images.
 demo: install
-	$(VENV)/bin/digitlab train --recipe cnn --run-dir runs/demo
+	$(VENV)/bin/digitlab train --recipe cnn --run-dir runs/demo --overwrite
 	$(VENV)/bin/digitlab evaluate runs/demo
 	$(VENV)/bin/digitlab data export-png mnist --split test --count 5 --out runs/demo/samples
 	$(VENV)/bin/digitlab predict runs/demo runs/demo/samples

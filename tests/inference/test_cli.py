@@ -32,10 +32,14 @@ def test_predict_good_corrupt_and_folder(cnn_run, inputs, capsys):
     rc = main(["predict", str(cnn_run), str(folder / "d0.png"), str(corrupt), str(folder), str(blank),
                "--json", "--top-k", "2", "--backend", "torch"])
     out, err = capsys.readouterr()
-    assert rc == 1  # some inputs failed...
-    rows = [json.loads(line) for line in out.splitlines()]
-    assert [r["file"] for r in rows] == [str(folder / f"d{i}.png") for i in (0, 0, 1, 2)]  # ...the rest predicted
-    assert str(corrupt) in err and str(blank) in err and "blank" in err and "notes.txt" not in err
+    assert rc == 1  # the corrupt file failed...
+    rows = [json.loads(line) for line in out.splitlines()]  # ...the rest predicted; blank is an answer, not an error
+    assert [r["file"] for r in rows] == [str(folder / f"d{i}.png") for i in (0, 0, 1, 2)] + [str(blank)]
+    assert str(corrupt) in err and str(blank) not in err and "notes.txt" not in err
+    assert rows[-1]["rejected"] and rows[-1]["reason"] == "blank"
+    alone = Predictor.load(cnn_run, backend="torch").predict_image(blank, top_k=2)  # what Python (and the API) say
+    assert (rows[-1]["label"], rows[-1]["model_id"]) == (alone.label, alone.model_id)
+    np.testing.assert_allclose(rows[-1]["probabilities"], alone.probabilities, atol=1e-6)  # batched vs alone
 
     # The numbers are the Predictor's on the preprocessed image.
     want = Predictor.load(cnn_run, backend="torch").predict_proba(preprocess_image(load_image(folder / "d1.png")))[0]
@@ -44,6 +48,18 @@ def test_predict_good_corrupt_and_folder(cnn_run, inputs, capsys):
     assert row["label"] == int(want.argmax()) and row["class_name"] == str(int(want.argmax()))
     assert [t["label"] for t in row["top_k"]] == list(np.argsort(-want)[:2])
     assert row["probability"] == pytest.approx(float(want.max()), abs=1e-6)
+
+
+def test_predict_says_several_objects_as_predict_image_does(cnn_run, mnist, tmp_path, capsys):
+    page = np.full((60, 200), 255, np.uint8)
+    for i in range(3):
+        page[16:44, 20 + 60 * i:48 + 60 * i] = 255 - mnist.x_test[i]
+    path = tmp_path / "three.png"
+    Image.fromarray(page).save(path)
+    assert main(["predict", str(cnn_run), str(path), "--backend", "torch"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert Predictor.load(cnn_run, backend="torch").predict_image(path).reason == "several objects"
+    assert line.startswith(f"{path}: several objects (closest: ")
 
 
 def test_predict_text_output_and_idx_file(cnn_run, mnist, tmp_path, capsys):

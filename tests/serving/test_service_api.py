@@ -393,6 +393,11 @@ def test_reject_threshold_per_request(client):
     assert client.post("/api/predict", json={"pixels": x, "reject_threshold": -1e9}).json()["rejected"] is True
     assert_error(client.post("/api/predict", params={"reject_threshold": "nan"}, json={"pixels": x}),
                  422, "invalid_parameter")
+    upload = {"file": ("seven.png", png_bytes(255 - drawn_seven()), "image/png")}  # a form field, as curl -F sends it
+    assert client.post("/api/predict", files=upload).json()["rejected"] is False
+    assert client.post("/api/predict", files=upload, data={"reject_threshold": "-1e9"}).json()["rejected"] is True
+    assert_error(client.post("/api/predict", files=upload, data={"reject_threshold": "low"}), 422, "invalid_parameter")
+    assert_error(client.post("/api/predict", files=upload, data={"reject_threshold": "inf"}), 422, "invalid_parameter")
 
 
 def test_model_endpoint_reads_the_run_report(tmp_path, digits):

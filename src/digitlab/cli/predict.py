@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from digitlab.inference import Predictor
     from digitlab.inference.prediction import Prediction
+    from digitlab.inference.rejection import Ink
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 
@@ -68,11 +69,13 @@ def _expand(inputs: list[str]) -> Iterator[Path]:
             yield path  # missing files are reported per file by load_image
 
 
-def _read(path: Path, predictor: Predictor) -> list[tuple[str, np.ndarray]]:
-    """(name, uint8 (28, 28)) pairs of one input file: a picture prepared for the model, or every IDX image."""
+def _read(path: Path, predictor: Predictor) -> list[tuple[str, np.ndarray, Ink]]:
+    """(name, uint8 (28, 28), its ink facts) of one input file: a picture preprocessed as `Predictor.predict_image`
+    does (so a blank page or several objects are rejected as there), or every IDX image (already 28x28)."""
     import numpy as np
 
     from digitlab.errors import DigitlabError
+    from digitlab.inference.rejection import Ink
 
     if _is_idx(path) and path.is_file():
         from digitlab.data import read_idx
@@ -81,8 +84,9 @@ def _read(path: Path, predictor: Predictor) -> list[tuple[str, np.ndarray]]:
         if arr.ndim != 3 or arr.shape[1:] != IMAGE_SHAPE or arr.dtype != np.uint8:
             raise DigitlabError(f"{path}: IDX file holds {arr.dtype} {arr.shape}, not uint8 (N, 28, 28) images; "
                                 "give an images file (...-images-idx3-ubyte), not a labels file")
-        return [(f"{path}[{i}]", im) for i, im in enumerate(arr)]
-    return [(str(path), predictor.prepare(path))]
+        return [(f"{path}[{i}]", im, ink) for i, (im, ink) in enumerate(zip(arr, Ink.of_images(arr)))]
+    done = predictor.preprocessed(path)
+    return [(str(path), done.image, Ink.of(done))]
 
 
 def format_prediction(name: str, p: Prediction) -> str:
@@ -111,16 +115,18 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.load(model, backend=args.backend, batch_size=args.batch_size)
     names: list[str] = []
     images = []
+    inks: list[Ink] = []
     failed = 0
     for path in files:
         try:
-            for name, image in _read(path, predictor):
+            for name, image, ink in _read(path, predictor):
                 names.append(name)
                 images.append(image)
+                inks.append(ink)
         except DigitlabError as exc:
             failed += 1
             print(f"digitlab: error: {exc}", file=sys.stderr)
-    predictions = predictor.predict_prepared(np.stack(images), top_k=args.top_k) if images else []
+    predictions = predictor.predict_prepared(np.stack(images), top_k=args.top_k, ink=inks) if images else []
     for name, p in zip(names, predictions):
         print(json.dumps({"file": name, **p.model_dump()}) if args.json else format_prediction(name, p))
     if failed:

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve models over HTTP: JSON API and a drawing page",
-        description="Serve trained models: POST /api/predict, GET /api/model, GET /healthz, the drawing page at /, "
+        description="Serve trained models: POST /api/predict (one character), POST /api/read (every digit in a "
+                    "picture), GET /api/model, GET /healthz, the drawing page at /, "
                     "API docs at /docs. Binds to this machine only unless --host says otherwise; for public "
                     "exposure set a token and put a TLS reverse proxy in front (docs/security.md).",
     )
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="per client address, at most N /api/ requests per second on average, bursts of "
                              "max(1, N); beyond it 429 (default: off)")
     limits.add_argument("--max-decodes", type=int, default=None, metavar="N",
-                        help=f"image decodes running at once, as many more may wait, the rest get 503 "
+                        help=f"image decodes running at once; 16 more per decoder may wait up to a second, the rest get 503 "
                              f"(default: the CPU count, {os.cpu_count() or 1} here)")
     limits.add_argument("--deadline", type=float, default=10.0, metavar="SECONDS",
                         help="an /api/ request still running after this is answered 504 (default: 10)")

@@ -60,8 +60,9 @@ def parse_json(body: bytes, *, allow_pixels: bool = True) -> Payload:
         raise APIError(422, "invalid_parameter",
                        "\"model\" must be a string naming a served model (see GET /api/model)")
     top_k = parse_top_k(obj.get("top_k"))
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+    if isinstance(threshold, str):
         raise APIError(422, "invalid_parameter", "\"reject_threshold\" must be a number")
+    threshold = parse_threshold(threshold)
     has_image, has_pixels = obj.get("image") is not None, obj.get("pixels") is not None
     if has_image == has_pixels:
         what = ("exactly one of \"image\" (base64 or data URL of a PNG/JPEG) and \"pixels\" (784 numbers or 28x28)"
@@ -74,6 +75,20 @@ def parse_json(body: bytes, *, allow_pixels: bool = True) -> Payload:
                        reject_threshold=threshold)
     return Payload("pixels", pixels=parse_pixels(obj["pixels"], obj.get("scale")), model=model, top_k=top_k,
                    reject_threshold=threshold)
+
+
+def parse_threshold(value: Any) -> float | None:
+    """`reject_threshold` from a JSON or form field: a number, or None when absent (finiteness: checked later)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise APIError(422, "invalid_parameter", f"\"reject_threshold\" must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise APIError(422, "invalid_parameter", "\"reject_threshold\" must be a number")
+    return float(value)
 
 
 def parse_top_k(value: Any) -> int | None:

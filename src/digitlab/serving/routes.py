@@ -28,7 +28,7 @@ from digitlab.inference.rejection import Ink
 from digitlab.serving.batching import MicroBatcher
 from digitlab.serving.errors import APIError
 from digitlab.serving.limits import DecodePool
-from digitlab.serving.payload import Payload, api_error, parse_json, parse_top_k
+from digitlab.serving.payload import Payload, api_error, parse_json, parse_threshold, parse_top_k
 from digitlab.serving.schemas import (
     Health,
     ModelInfo,
@@ -108,7 +108,8 @@ async def read_payload(request: Request, *, allow_pixels: bool = True) -> Payloa
                            "e.g. curl -F file=@digit.png")
         model = form.get("model")
         return Payload("upload", image_bytes=await upload.read(),
-                       model=model if isinstance(model, str) and model else None, top_k=parse_top_k(form.get("top_k")))
+                       model=model if isinstance(model, str) and model else None, top_k=parse_top_k(form.get("top_k")),
+                       reject_threshold=parse_threshold(form.get("reject_threshold")))
     body = b"".join([chunk async for chunk in request.stream()])
     if content_type == "application/json" or content_type.endswith("+json"):
         if len(body) < BIG_JSON:
