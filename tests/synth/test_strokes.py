@@ -7,6 +7,7 @@ import numpy as np
 from digitlab.synth.strokes import (
     StrokeMark,
     break_strokes,
+    faithful,
     hand_jitter,
     jittered,
     normalised,
@@ -14,6 +15,7 @@ from digitlab.synth.strokes import (
     raster_mark,
     render_mark,
     skeleton_segments,
+    stroke_fidelity,
     stroke_mark,
     thin,
 )
@@ -142,3 +144,26 @@ def test_break_strokes_of_a_four_separates_its_junction():
     pieces = [_components(render_mark(break_strokes(mark, 4, np.random.default_rng(s), pen=0.05), matrix,
                                       (260, 260), pen_px=10) > 0.5) for s in range(6)]
     assert max(pieces) >= 2
+
+
+def _ring(size: int = 28) -> np.ndarray:
+    img = np.zeros((size, size), np.uint8)
+    cv2.circle(img, (14, 14), 8, 255, 2, cv2.LINE_AA)
+    return img
+
+
+def test_a_tracing_is_faithful_to_its_picture_and_a_lost_or_added_part_is_not():
+    ring = _ring()
+    traced = stroke_mark(ring)
+    recall, precision = stroke_fidelity(ring, traced)
+    assert recall > 0.97 and precision > 0.97 and faithful(ring, traced)
+    # Half the strokes lost (a 9 redrawn as a 1): the picture's other half is not matched.
+    left = traced.segments[traced.segments[:, :, 0].mean(axis=1) < traced.aspect / 2]
+    half = StrokeMark(left, traced.aspect)
+    recall, precision = stroke_fidelity(ring, half)
+    assert 0.35 < recall < 0.65 and precision > 0.97 and not faithful(ring, half)
+    # The same ring traced, drawn over a C (the ring with its right part gone): strokes where no ink is.
+    c = ring.copy()
+    c[:, 19:] = 0
+    recall, precision = stroke_fidelity(c, traced)
+    assert precision < 0.9 and not faithful(c, traced)

@@ -234,6 +234,50 @@ def stroke_mark(image: np.ndarray, *, upsample: int = 2, join_pieces: bool = Tru
     return StrokeMark(unit.astype(np.float32), aspect=(x1 - x0) / (y1 - y0))
 
 
+FIDELITY_UPSCALE = 4  # the check draws at 4x the source's pixels
+FIDELITY_REACH = 1.5  # source pixels: ink this close to the other drawing counts as matched
+FIDELITY_MIN = 0.9  # a redrawing must match this share of the source's ink, and the source this share of it
+
+
+def stroke_fidelity(image: np.ndarray, mark: StrokeMark) -> tuple[float, float]:
+    """(recall, precision) of `mark` drawn over the uint8 (h, w) picture it was traced from.
+
+    recall: the share of the picture's ink within FIDELITY_REACH source pixels of the drawn strokes;
+    precision: the share of the drawn strokes within that reach of the picture's ink. A faithful
+    tracing has both near 1; a skeleton that lost a loop (an 8 drawn as a 9), closed one (a 3 drawn
+    as a 0) or kept only a fragment (a 9 drawn as a 1) has one of them well below.
+    """
+    box = ink_bbox(image, 20)
+    if box is None:
+        return 0.0, 0.0
+    x0, y0, x1, y1 = box
+    k, pad = FIDELITY_UPSCALE, 2
+    crop = np.pad(image[y0:y1, x0:x1], pad)
+    up = cv2.resize(crop, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR)
+    source = up > max(40.0, 0.35 * float(up.max()))
+    width = 2 * float(np.median(cv2.distanceTransform(source.astype(np.uint8), cv2.DIST_L2, 5)[thin(source)]))
+    scale = (y1 - y0) * k
+    matrix = np.array([[scale, 0, pad * k], [0, scale, pad * k]], np.float64)
+    lo, hi = mark.segments.reshape(-1, 2).min(axis=0), mark.segments.reshape(-1, 2).max(axis=0)
+    reach_px = int(np.ceil(max(0.0, -float(lo.min())) * scale)) + 2 * pad * k  # strokes left of or above the box
+    grow_x = max(0, int(np.ceil(hi[0] * scale)) + 2 * pad * k - source.shape[1])
+    grow_y = max(0, int(np.ceil(hi[1] * scale)) + 2 * pad * k - source.shape[0])
+    source = np.pad(source, ((reach_px, grow_y), (reach_px, grow_x)))  # room for every stroke: none is clipped
+    matrix[:, 2] += reach_px
+    drawn = render_mark(mark, matrix, source.shape, pen_px=max(2.0, width)) > 0.5
+    if not source.any() or not drawn.any():
+        return 0.0, 0.0
+    reach = FIDELITY_REACH * k
+    near_drawn = cv2.distanceTransform((~drawn).astype(np.uint8), cv2.DIST_L2, 5) <= reach
+    near_source = cv2.distanceTransform((~source).astype(np.uint8), cv2.DIST_L2, 5) <= reach
+    return float(near_drawn[source].mean()), float(near_source[drawn].mean())
+
+
+def faithful(image: np.ndarray, mark: StrokeMark) -> bool:
+    """Whether `mark` redraws the picture it was traced from (`stroke_fidelity` both >= FIDELITY_MIN)."""
+    return min(stroke_fidelity(image, mark)) >= FIDELITY_MIN
+
+
 def polylines_mark(polylines: list[np.ndarray]) -> StrokeMark:
     """A StrokeMark from polylines, each float (K, 2) of (x, y); rescaled so their height is 1."""
     pts = np.concatenate(polylines)
