@@ -6,15 +6,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from digitlab.cli import build_parser, main
 from digitlab.cli.serve import listen_socket, model_sources
 from digitlab.errors import DigitlabError
-
-MNIST_TEST_IMAGES = Path(__file__).parents[2] / ".." / "shared" / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
 
 
 def test_help_names_defaults(capsys):
@@ -153,15 +150,14 @@ def test_sigterm_with_a_request_in_flight_and_a_dropped_client(tiny_run, serve_p
 
 
 @pytest.mark.timeout(120)
-def test_broken_pipe_exits_quietly(tiny_run):
+def test_broken_pipe_exits_quietly(tiny_run, mnist_dir):
     """`digitlab predict RUN t10k.idx.gz | head -1`: no traceback, exit code 141 (128 + SIGPIPE)."""
-    if not MNIST_TEST_IMAGES.is_file():
-        pytest.skip(f"{MNIST_TEST_IMAGES} is not here")
-    proc = subprocess.Popen([sys.executable, "-m", "digitlab", "predict", str(tiny_run), str(MNIST_TEST_IMAGES),
+    test_images = mnist_dir / "t10k-images-idx3-ubyte.gz"
+    proc = subprocess.Popen([sys.executable, "-m", "digitlab", "predict", str(tiny_run), str(test_images),
                              "--backend", "torch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = proc.stdout.readline()
     proc.stdout.close()  # the reader goes away, as `head -1` does, with 10,000 lines still to write
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 141, err
-    assert first.startswith(str(MNIST_TEST_IMAGES).encode())
+    assert first.startswith(str(test_images).encode())
     assert "Traceback" not in err and "BrokenPipe" not in err, err
