@@ -131,3 +131,30 @@ def test_chunks_made_in_parallel_processes_equal_those_made_here(tmp_path: Path,
     there = O.synth_nondigits(1, split="train", seed=4, max_side=64)
     assert np.array_equal(here.images, there.images) and np.array_equal(here.condition, there.condition)
     assert all(np.array_equal(here.facts[k], there.facts[k]) for k in O.FACT_KEYS)
+
+
+def test_digit_pairs_are_two_digits_composed_at_a_touching_shift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   mnist) -> None:
+    x = mnist.x_train[5000:5100]
+    pairs = O.digit_pairs(x, 50, seed=3)
+    assert pairs.shape == (50, 28, 28 + O.PAIR_SHIFTS[1]) and pairs.dtype == np.uint8
+    # Independently: every pair is the maximum of one digit at column 0 and one at a shift in PAIR_SHIFTS.
+    for pair in pairs[:10]:
+        found = False
+        for shift in range(O.PAIR_SHIFTS[0], O.PAIR_SHIFTS[1] + 1):
+            left = [i for i in range(len(x)) if np.array_equal(np.maximum(pair[:, :28], 0)[:, :shift],
+                                                                 x[i][:, :shift])]
+            for i in left:
+                canvas = np.zeros_like(pair)
+                canvas[:, :28] = x[i]
+                rest = [j for j in range(len(x)) if np.array_equal(
+                    np.maximum(canvas[:, shift:shift + 28], x[j]), pair[:, shift:shift + 28])
+                    and not pair[:, shift + 28:].any()]
+                found = found or bool(rest)
+        assert found
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path))
+    seen = O.pair_outliers(x, 40, "mnist")  # through the preprocessing: 28x28, one object each, none blank
+    assert seen.shape[1:] == (28, 28) and 30 <= len(seen) <= 40 and (seen.reshape(len(seen), -1).max(axis=1) > 0).all()
+    assert np.array_equal(O.pair_outliers(x, 40, "mnist"), seen)  # cached and reproducible
+    with pytest.raises(DigitlabError, match="oe_pairs"):
+        TrainConfig(oe_pairs=-1)

@@ -72,6 +72,7 @@ class TrainConfig:
     oe_start: float = 0.0  # share of the steps trained before outliers join (the paper fine-tunes at the end)
     oe_synth: int = 1500  # digitlab.synth non-digits (split "train") through the preprocessing; cached
     oe_datasets: list[str] = field(default_factory=list)  # other datasets' training images, e.g. fashion-mnist
+    oe_pairs: int = 0  # pairs of touching training digits as one picture (what `read` must split, not read as one)
     photo_digits: int = 0  # per synth digit condition: pictures (photos, canvases, print) of training digits...
     photo_fraction: float = 0.125  # ...joined to each batch from oe_start, this share of it, with their labels
     # the "not a digit" threshold and its report (end of `train`)
@@ -113,7 +114,8 @@ class TrainConfig:
             (all(0 <= v <= 1 for v in (self.aug_stroke, self.aug_blur, self.aug_lowres, self.aug_start,
                                        self.oe_start)),
              "aug_stroke, aug_blur, aug_lowres, aug_start and oe_start are shares: use values in [0, 1]"),
-            (self.aug_elastic >= 0 and self.oe_weight >= 0, "aug_elastic and oe_weight: use 0 or more"),
+            (self.aug_elastic >= 0 and self.oe_weight >= 0 and self.oe_pairs >= 0,
+             "aug_elastic, oe_weight and oe_pairs: use 0 or more"),
             (0 < self.oe_fraction <= 4, f"oe_fraction={self.oe_fraction}: use a share in (0, 4]"),
             (all(0.5 <= v < 1 for v in (self.reject_keep, self.reject_keep_pictures)),
              "reject_keep and reject_keep_pictures: use shares in [0.5, 1)"),

@@ -245,6 +245,33 @@ def preprocessed_images(x: np.ndarray, profile: str, *, name: str) -> ImageSet:
                                                   [-1] * len(x)))
 
 
+PAIR_SHIFTS = (12, 20)  # columns between two 28x28 digits of a pair: overlapping at 12, touching or close at 20
+
+
+def digit_pairs(x: np.ndarray, n: int, seed: int = OUTLIER_SEED) -> np.ndarray:
+    """uint8 (n, 28, 28 + shift) pictures of two digits of `x` (uint8 (N, 28, 28), bright on black) side by
+    side, the second `shift` columns right of the first (PAIR_SHIFTS, drawn per pair): their strokes touch or
+    overlap, as neighbours in a hand-written number do. The widest shift sets the width (zero padded)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(len(x), size=n), rng.integers(len(x), size=n)
+    shift = rng.integers(PAIR_SHIFTS[0], PAIR_SHIFTS[1] + 1, size=n)
+    out = np.zeros((n, 28, 28 + PAIR_SHIFTS[1]), np.uint8)
+    out[:, :, :28] = x[a]
+    for s in np.unique(shift):  # one vectorised maximum per shift
+        rows = np.flatnonzero(shift == s)
+        out[rows, :, s:s + 28] = np.maximum(out[rows, :, s:s + 28], x[b[rows]])
+    return out
+
+
+def pair_outliers(x_train: np.ndarray, n: int, profile: str) -> np.ndarray:
+    """`n` touching pairs of training digits (`digit_pairs`) through the preprocessing, as one piece would reach
+    the model in `read`: uint8 (M, 28, 28), M <= n (pictures the ink checks already reject left out), cached."""
+    pairs = digit_pairs(x_train, n)
+    params = {"pairs": _array_hash(x_train), "n": n, "shifts": PAIR_SHIFTS, "profile": profile}
+    s = _cached(params, lambda: _from_pictures(list(pairs), profile, ["pair"] * n, ["image"] * n, [-1] * n))
+    return s.images[~s.facts["blank"] & (s.facts["objects"] == 1)]
+
+
 def outlier_images(config: TrainConfig, dataset: Dataset) -> list[np.ndarray]:
     """The training outliers of `config` for a model of `dataset`: one uint8 (M_i, 28, 28) array per source.
 
@@ -253,7 +280,8 @@ def outlier_images(config: TrainConfig, dataset: Dataset) -> list[np.ndarray]:
 
     `config.oe_synth` synth non-digits of split "train" (never "heldout": that split judges the
     detector), and for each of `config.oe_datasets` its training images as they are plus
-    PREPROCESSED_OTHER of them through the preprocessing (as a photo of one would arrive).
+    PREPROCESSED_OTHER of them through the preprocessing (as a photo of one would arrive), and
+    `config.oe_pairs` touching pairs of the model's own training digits (never validation ones).
     Raises DigitlabError when nothing is asked for or a dataset is the model's own.
     """
     from digitlab.data import load
@@ -272,6 +300,8 @@ def outlier_images(config: TrainConfig, dataset: Dataset) -> list[np.ndarray]:
         step = max(1, len(other.x_train) // max(1, PREPROCESSED_OTHER))
         parts += [other.x_train, preprocessed_images(other.x_train[::step][:PREPROCESSED_OTHER], profile,
                                                      name=name).images]
+    if config.oe_pairs:
+        parts.append(pair_outliers(dataset.x_train[config.validation_size:], config.oe_pairs, profile))
     parts = [p for p in parts if len(p)]
     if not parts:
         raise DigitlabError("outlier exposure (oe_weight > 0) needs outliers: set oe_synth > 0 or "
