@@ -68,6 +68,8 @@ default-model: install
 	$(VENV)/bin/digitlab train --recipe cnn --run-dir $(DEFAULT_RUNS)/mnist --overwrite --verbose 2
 	$(PY) -m benchmarks.realistic $(DEFAULT_RUNS)/mnist --out $(DEFAULT_RUNS)/mnist/realistic
 	$(PY) -m digitlab.pretrained.build $(DEFAULT_RUNS)/mnist --dataset mnist --realistic $(DEFAULT_RUNS)/mnist/realistic/results.json
+	$(VENV)/bin/digitlab train --recipe fashion-default --run-dir $(DEFAULT_RUNS)/fashion-mnist --overwrite --verbose 2
+	$(PY) -m digitlab.pretrained.build $(DEFAULT_RUNS)/fashion-mnist --dataset fashion-mnist
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

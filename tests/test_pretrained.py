@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from digitlab.inference import Predictor
@@ -17,7 +18,7 @@ from digitlab.training import get_recipe
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("dataset", ["mnist"])
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_bundled_files_match_their_model_json(dataset: str) -> None:
     folder = bundled_model(dataset)
     meta = json.loads((folder / "model.json").read_text())
@@ -38,6 +39,21 @@ def test_bundled_mnist_model_is_what_predictor_load_gives_and_as_accurate_as_its
     accuracy = predictor.score(mnist.x_test, mnist.y_test)
     assert accuracy >= get_recipe("cnn").expected_accuracy  # the recipe's floor (the 99.5% aim: docs/training.md)
     assert abs(accuracy - claimed) <= 0.002  # int8 as served vs the float model's figure
+
+
+def test_bundled_fashion_model_is_as_accurate_as_its_card(mnist) -> None:
+    from digitlab.data import load
+
+    fashion = load("fashion-mnist")  # Debian's dataset-fashion-mnist (installed by make test), or the data layer
+    predictor = Predictor.load(bundled_model("fashion-mnist"))
+    assert predictor.backend == "int8" and predictor.class_names[0] == "T-shirt/top"
+    accuracy = predictor.score(fashion.x_test, fashion.y_test)
+    assert accuracy >= get_recipe("fashion-default").expected_accuracy
+    assert abs(accuracy - predictor.meta["metrics"]["test_accuracy"]) <= 0.003  # int8 as served vs the float figure
+    assert predictor.temperature != 1.0 and predictor.meta["rejection"]["method"] == "energy"
+    digits = predictor.predict_prepared(mnist.x_test[:500])  # MNIST digits are not clothes: said so, in its words
+    assert np.mean([p.rejected for p in digits]) >= 0.8
+    assert {p.reason for p in digits if p.rejected} == {"not a piece of clothing"}
 
 
 def test_the_bundled_models_are_the_only_model_files_in_git() -> None:

@@ -15,15 +15,13 @@ from digitlab.errors import DigitlabError, did_you_mean
 
 HERE = Path(__file__).parent
 # dataset -> folder of its bundled model; "mnist" is the default of every command
-# Fashion-MNIST has no bundled model: its recipe (fashion-cnn, 1.6 MB) trains for ~20 minutes on 2 cores;
-# `digitlab train --recipe fashion-cnn` makes one, served with `digitlab serve RUN`.
-BUNDLED = {"mnist": "mnist"}
+BUNDLED = {"mnist": "mnist", "fashion-mnist": "fashion-mnist"}
 DEFAULT = "mnist"
 FILES = ("model.json", "model.safetensors", "model.int8.onnx", "MODEL_CARD.md")
 
 
 def bundled_model(dataset: str = DEFAULT) -> Path:
-    """The folder of the bundled model for `dataset` (only "mnist" is bundled)."""
+    """The folder of the bundled model for `dataset` ("mnist" or "fashion-mnist")."""
     if dataset not in BUNDLED:
         raise DigitlabError(f"no bundled model for {dataset!r}{did_you_mean(dataset, BUNDLED)}; bundled: "
                             f"{', '.join(BUNDLED)}. Train one with `digitlab train` and pass its run directory")

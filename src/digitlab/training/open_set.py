@@ -130,7 +130,10 @@ def rejection_report(model: nn.Module, dataset: Dataset, config: TrainConfig, me
         report["other_dataset"] = other
     n = config.reject_eval_samples
     if n:
-        nd = synth_nondigits(NONDIGITS_PER_DIGIT_SET * n, split="heldout", seed=EVAL_SEED)
+        from digitlab.data.registry import preprocessing_of
+
+        nd = synth_nondigits(NONDIGITS_PER_DIGIT_SET * n, split="heldout", seed=EVAL_SEED,
+                             profile=preprocessing_of(dataset.name))  # as the model's own pictures are prepared
         logits, reasons = _set_reasons(model, nd, rejection, dataset.name)
         report["heldout_nondigits"] = {"n": len(nd), "rejected": _rates(reasons, nd.condition),
                                        "rejected_by_medium": _rates(reasons, nd.medium),
