@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     from digitlab.synth import condition_names
 
     names = args.conditions.split(",") if args.conditions else condition_names()
-    predictor = Predictor.load(args.model, backend=args.backend) if args.model else Predictor.load(backend=args.backend)
+    predictor = Predictor.load(args.model, backend=args.backend)  # no model: the bundled one
     missing = sorted({METHODS[k] for k in METHODS if not hasattr(predictor, METHODS[k])})
     if missing:
         print(f"note: Predictor has no {', '.join(missing)}(); the conditions needing it are reported as errors",

@@ -206,6 +206,27 @@ def _extend_ends(segments: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.concatenate([segments, np.stack([ends, tips], 1).astype(np.float32)])
 
 
+INK_PAD = 2  # pixels of background kept around the ink's box before upsampling
+
+
+def _upsampled_ink(image: np.ndarray, upsample: int) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """(ink box in `image`, bool mask of the ink cropped with INK_PAD, upsampled `upsample` times); None: no ink."""
+    box = ink_bbox(image, 20)
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    crop = np.pad(image[y0:y1, x0:x1], INK_PAD)
+    up = cv2.resize(crop, None, fx=upsample, fy=upsample, interpolation=cv2.INTER_LINEAR)
+    return box, up > max(40.0, 0.35 * float(up.max()))  # faint MNIST strokes must not fall apart
+
+
+def _pen_width(mask: np.ndarray, skeleton: np.ndarray) -> float:
+    """The strokes' width in `mask`'s pixels: twice the median distance to the background along the skeleton."""
+    if not skeleton.any():
+        return 2.0
+    return 2 * float(np.median(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)[skeleton]))
+
+
 def stroke_mark(image: np.ndarray, *, upsample: int = 2, join_pieces: bool = True) -> StrokeMark:
     """A StrokeMark from the skeleton of a uint8 (h, w) bright-on-black picture (digit or glyph).
 
@@ -213,24 +234,20 @@ def stroke_mark(image: np.ndarray, *, upsample: int = 2, join_pieces: bool = Tru
     segments are in unit-box coordinates (ink height 1). join_pieces: a faint digit that falls apart
     into more than two pieces is grown until they join (for MNIST; glyphs such as ÷ keep their dots).
     """
-    box = ink_bbox(image, 20)
-    if box is None:
+    found = _upsampled_ink(image, upsample)
+    if found is None:
         raise ValueError("stroke_mark: the image has no ink")
-    x0, y0, x1, y1 = box
-    crop = np.pad(image[y0:y1, x0:x1], 2)
-    up = cv2.resize(crop, None, fx=upsample, fy=upsample, interpolation=cv2.INTER_LINEAR)
-    level = max(40.0, 0.35 * float(up.max()))  # faint MNIST strokes must not fall apart
-    mask = cv2.morphologyEx((up > level).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    (x0, y0, x1, y1), ink = found
+    mask = cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     for _ in range(3 if join_pieces else 0):  # a digit in dots and dashes: grow it until its pieces join
         if cv2.connectedComponents(mask)[0] - 1 <= 2:
             break
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))
     skeleton = thin(mask > 0)
-    width = 2 * float(np.median(cv2.distanceTransform(mask, cv2.DIST_L2, 5)[skeleton])) if skeleton.any() else 2.0
-    skeleton = prune(skeleton, max(2, int(round(width))))
+    skeleton = prune(skeleton, max(2, int(round(_pen_width(mask, skeleton)))))
     segs = _extend_ends(smooth_segments(skeleton_segments(skeleton)), mask)
     # pixel index -> continuous coordinate (centre at +0.5) -> crop pixels -> unit box of the ink
-    unit = ((segs + 0.5) / upsample - 2.0) / (y1 - y0)
+    unit = ((segs + 0.5) / upsample - INK_PAD) / (y1 - y0)
     return StrokeMark(unit.astype(np.float32), aspect=(x1 - x0) / (y1 - y0))
 
 
@@ -247,15 +264,12 @@ def stroke_fidelity(image: np.ndarray, mark: StrokeMark) -> tuple[float, float]:
     tracing has both near 1; a skeleton that lost a loop (an 8 drawn as a 9), closed one (a 3 drawn
     as a 0) or kept only a fragment (a 9 drawn as a 1) has one of them well below.
     """
-    box = ink_bbox(image, 20)
-    if box is None:
+    k, pad = FIDELITY_UPSCALE, INK_PAD
+    found = _upsampled_ink(image, k)
+    if found is None:
         return 0.0, 0.0
-    x0, y0, x1, y1 = box
-    k, pad = FIDELITY_UPSCALE, 2
-    crop = np.pad(image[y0:y1, x0:x1], pad)
-    up = cv2.resize(crop, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR)
-    source = up > max(40.0, 0.35 * float(up.max()))
-    width = 2 * float(np.median(cv2.distanceTransform(source.astype(np.uint8), cv2.DIST_L2, 5)[thin(source)]))
+    (x0, y0, x1, y1), source = found
+    width = _pen_width(source, thin(source))
     scale = (y1 - y0) * k
     matrix = np.array([[scale, 0, pad * k], [0, scale, pad * k]], np.float64)
     lo, hi = mark.segments.reshape(-1, 2).min(axis=0), mark.segments.reshape(-1, 2).max(axis=0)

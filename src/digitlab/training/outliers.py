@@ -266,9 +266,9 @@ def digit_pairs(x: np.ndarray, n: int, seed: int = OUTLIER_SEED) -> np.ndarray:
 def pair_outliers(x_train: np.ndarray, n: int, profile: str) -> np.ndarray:
     """`n` touching pairs of training digits (`digit_pairs`) through the preprocessing, as one piece would reach
     the model in `read`: uint8 (M, 28, 28), M <= n (pictures the ink checks already reject left out), cached."""
-    pairs = digit_pairs(x_train, n)
     params = {"pairs": _array_hash(x_train), "n": n, "shifts": PAIR_SHIFTS, "profile": profile}
-    s = _cached(params, lambda: _from_pictures(list(pairs), profile, ["pair"] * n, ["image"] * n, [-1] * n))
+    s = _cached(params, lambda: _from_pictures(list(digit_pairs(x_train, n)), profile, ["pair"] * n, ["image"] * n,
+                                               [-1] * n))  # composed only when not cached
     return s.images[~s.facts["blank"] & (s.facts["objects"] == 1)]
 
 
