@@ -59,9 +59,7 @@ def line_problems(predictor: Any, image: np.ndarray, text: str, boxes: list[list
     out = []
     for n, line in enumerate(lines):
         mine = [k for k in range(len(truth)) if best_line[k] == n]
-        spans = list(line.table)
-        phi = np.stack([seg.features(line.atoms[i:j], line.table[(i, j)], H, line.best, line.distances)
-                        for i, j in spans])
+        spans, phi = seg.feature_matrix(line, H)
         reads, junk, names = [], [], []
         for i, j in spans:
             entry = line.table[(i, j)]

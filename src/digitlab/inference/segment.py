@@ -517,10 +517,15 @@ def _cuts_made(atoms: Sequence[Atom]) -> tuple[float, float]:
     return cuts, strokes
 
 
+def feature_matrix(line: Line, H: float) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The line's candidate spans and their features float64 (len(spans), len(FEATURES)), row by row."""
+    spans, best = list(line.table), line.best  # the line's best, once: not per span
+    return spans, np.stack([features(line.atoms[i:j], line.table[(i, j)], H, best, line.distances) for i, j in spans])
+
+
 def scores(line: Line, H: float, weights: np.ndarray = WEIGHTS) -> dict[tuple[int, int], float]:
     """Each candidate span's score: -weights . features (log units; higher is better)."""
-    spans = list(line.table)
-    phi = np.stack([features(line.atoms[i:j], line.table[(i, j)], H, line.best, line.distances) for i, j in spans])
+    spans, phi = feature_matrix(line, H)
     return dict(zip(spans, (-(phi @ weights)).tolist()))
 
 

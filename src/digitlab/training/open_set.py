@@ -13,6 +13,7 @@ of the *test* digits, condition by condition.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -152,4 +153,4 @@ def _realistic_report(model: nn.Module, dataset: Dataset, rejection: Rejection, 
     return {"n": len(pictures), "kept": {k: 1.0 - v for k, v in rejected.items()},
             "accuracy_kept": float(right[kept].mean()) if kept.any() else float("nan"),
             "accuracy_all": float(right.mean()),
-            "reasons": {str(r): int(sum(1 for x in reasons if x == r)) for r in set(reasons) if r is not None}}
+            "reasons": dict(Counter(str(r) for r in reasons if r is not None))}
