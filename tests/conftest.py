@@ -85,7 +85,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
     from digitlab.training import recipe_config, train
 
     config = recipe_config(
-        "cnn", model_config={"channels": [16, 32, 64]},  # a quarter of the default's compute
+        "robust", model_config={"channels": [16, 32, 64]},  # the picture recipe, a quarter of its compute
         epochs=2, train_size=10_000, validation_size=1000, batch_size=128, seed=0, device="cpu",
         threads=1,  # on a busy shared CPU, two OpenMP threads spin-wait: 1 thread is ~5x faster there
         oe_synth=100, photo_digits=1,  # few synth pictures (the recipe's take minutes to draw the first time)...

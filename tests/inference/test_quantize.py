@@ -87,3 +87,28 @@ def test_int8_is_not_kept_when_it_loses_accuracy(trained_run, mnist, tmp_path):
     assert not result.kept and result.path is None and not (run / INT8_NAME).exists()
     assert "not kept" in result.summary() and result.check_images == 500
     assert Predictor.load(run, backend="auto").backend == "onnx"
+
+
+@pytest.mark.parametrize(("int8_speed", "kept"), [(2000.0, True), (900.0, False)])
+def test_require_faster_keeps_int8_only_when_it_serves_more_images(trained_run, mnist, tmp_path, monkeypatch,
+                                                                    int8_speed, kept):
+    """With require_faster, both models are timed against each other; int8 is written only when faster."""
+    from digitlab.inference import benchmark
+
+    timed: list[tuple[str, ...]] = []
+
+    def fake_timing(predictors, x, *, batch_sizes, rounds, window_seconds):
+        timed.append(tuple(sorted(predictors)))
+        speeds = {"onnx": 1000.0, "int8": int8_speed}
+        return {name: {b: [speeds[name]] * rounds for b in batch_sizes} for name in predictors}
+
+    monkeypatch.setattr(benchmark, "interleaved_images_per_second", fake_timing)
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / INT8_NAME).unlink(missing_ok=True)
+    result = export_int8(run, dataset=mnist, calibration_images=200, check_images=500, require_faster=True,
+                         max_drop=1.0)  # speed alone decides here
+    assert timed == [("int8", "onnx")]
+    assert (result.int8_images_per_second, result.float_images_per_second) == (int8_speed, 1000.0)
+    assert result.kept is kept and (run / INT8_NAME).exists() is kept
+    assert ("no faster than float" in result.summary()) is (not kept)

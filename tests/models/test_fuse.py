@@ -13,7 +13,7 @@ def _randomise_batchnorm(model: nn.Module, *, low: float = 0.2) -> nn.Module:
     """Give every BatchNorm non-trivial running statistics and affine parameters, scale >= `low`."""
     gen = torch.Generator().manual_seed(0)
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
             n = m.num_features
             m.running_mean.copy_(torch.rand(n, generator=gen) * 2 - 1)
             m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
@@ -27,7 +27,8 @@ def _types(model: nn.Module) -> list[str]:
 
 
 @pytest.mark.parametrize("config", [{"channels": [24, 48, 96]}, {"stem": 16, "channels": [32, 64]},
-                                    {"channels": [8, 16], "blocks": 2, "dropout": 0.2}])
+                                    {"channels": [8, 16], "blocks": 2, "dropout": 0.2},
+                                    {"stem": 16, "channels": [32, 64], "downsample": "stride", "hidden": 24}])
 def test_fused_cnn_gives_the_same_logits_without_batchnorm(config) -> None:
     torch.manual_seed(0)
     model = _randomise_batchnorm(build_model("cnn", **config))
@@ -36,7 +37,7 @@ def test_fused_cnn_gives_the_same_logits_without_batchnorm(config) -> None:
     with torch.no_grad():
         want, got = model(x), fused(x)
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5), (got - want).abs().max()
-    assert "BatchNorm2d" not in _types(fused)
+    assert "BatchNorm2d" not in _types(fused) and "BatchNorm1d" not in _types(fused)
     # every max-pool now follows a ReLU (the int8-friendly order), none follows a bare conv
     types = _types(fused)
     assert all(types[i - 1] == "ReLU" for i, t in enumerate(types) if t == "MaxPool2d")

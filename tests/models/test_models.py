@@ -82,6 +82,24 @@ def test_errors_name_the_problem() -> None:
         build_model("cnn", channels=[4, 4, 4, 4, 4])
     with pytest.raises(DigitlabError, match="stem_kernel=4"):
         build_model("cnn", stem=8, stem_kernel=4)
+    with pytest.raises(DigitlabError, match="downsample='avg'.*pool, stride"):
+        build_model("cnn", downsample="avg")
+    with pytest.raises(DigitlabError, match="hidden=-1"):
+        build_model("cnn", hidden=-1)
+
+
+def test_cnn_strided_stages_and_hidden_layer() -> None:
+    """downsample="stride": each stage's conv has stride 2 (ceil: 14 -> 7 -> 4) and no max-pool; `hidden`
+    puts linear-BN-act before the head. The config round-trips."""
+    model = build_model("cnn", stem=16, channels=[32, 64], downsample="stride", hidden=128)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2)] * 3
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in model.modules())
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(64 * 4 * 4, 128), (128, 10)]
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    again = build_model("cnn", **get_config(model))
+    assert [p.shape for p in again.parameters()] == [p.shape for p in model.parameters()]
 
 
 def test_cnn_stem() -> None:

@@ -162,3 +162,45 @@ def test_resume_after_sigkill(mnist, mnist_dir: Path, tmp_path: Path) -> None:
     full = train(config, mnist)
     for key, value in full.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_update_ema_is_the_moving_average() -> None:
+    """e <- d e + (1 - d) m for float tensors, with d ramped up over the first steps; integer buffers copied."""
+    from digitlab.training.loop import EMA_WARMUP, update_ema
+
+    torch.manual_seed(0)
+    model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    model(torch.rand(8, 3))  # running stats and a batch count in the model
+    with torch.no_grad():
+        model.weight.copy_(torch.rand(3))
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    for step, decay in ((0, 0.999), (5000, 0.999), (5000, 0.5)):
+        d = min(decay, (1 + step) / (EMA_WARMUP + step))
+        want = {k: d * before[k] + (1 - d) * v if v.dtype.is_floating_point else v
+                for k, v in model.state_dict().items()}
+        update_ema(ema, model, decay, step)
+        for key, value in ema.state_dict().items():
+            assert torch.allclose(value.float(), want[key].float(), atol=1e-6), key
+        before = {k: v.clone() for k, v in ema.state_dict().items()}
+
+
+def test_ema_model_is_evaluated_saved_and_resumed(mnist, tmp_path: Path) -> None:
+    """With `ema`, the returned and saved model is the average (not the raw weights), and a resumed run
+    ends with the same average as an uninterrupted one."""
+    config = TrainConfig(**SMALL, **TINY_CNN, epochs=3, optimizer="adamw", lr=3e-3, schedule="onecycle",
+                         ema=0.9, progress_every=1, seed=5)
+    full = train(config, mnist, run_dir=tmp_path / "full")
+    saved = load_checkpoint(tmp_path / "full").model.state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in _weights(full.model).items())
+    plain = train(config.replace(ema=0.0), mnist)
+    assert not torch.equal(_weights(plain.model)["layers.1.weight"], _weights(full.model)["layers.1.weight"])
+
+    def interrupt(event: dict) -> None:
+        if event["event"] == "step" and event["epoch"] == 2 and event["batch"] == 3:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train(config, mnist, run_dir=tmp_path / "cut", callback=interrupt)
+    resumed = train(config, mnist, run_dir=tmp_path / "cut", resume=True)
+    for key, value in _weights(full.model).items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key

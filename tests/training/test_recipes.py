@@ -69,12 +69,30 @@ def test_recipe_accuracy(name: str, mnist, tmp_path) -> None:
     assert accuracy >= recipe.expected_accuracy, f"{recipe.name}: {accuracy:.4f} < {recipe.expected_accuracy}"
 
 
-def test_the_default_recipe_is_robust_calibrated_and_rejects() -> None:
-    """cnn trains on other pens and scans, with outliers and digit pictures from a third of the way in;
-    its rejection threshold and report use synth pictures. The network itself stays the fast one."""
+def test_the_default_recipe_trains_on_mnist_alone() -> None:
+    """cnn (`make demo`, `digitlab train`) needs nothing but MNIST: no second dataset, no synth pictures."""
     config = recipe_config("cnn")
+    assert config.dataset == "mnist" and config.oe_datasets == [] and config.oe_weight == 0
+    assert config.oe_pairs == 0 and config.photo_digits == 0
+    assert config.reject_fit_samples == 0 and config.reject_eval_samples == 0
+    assert not (config.aug_stroke or config.aug_blur or config.aug_lowres)  # no pen or scan changes
+    assert config.ema > 0 and config.model_config["downsample"] == "stride"
+
+
+def test_the_robust_recipe_keeps_the_picture_training() -> None:
+    """robust (the bundled picture model) trains on other pens and scans with outliers and digit pictures."""
+    config = recipe_config("robust")
     assert config.augment and config.aug_elastic > 0 and min(config.aug_stroke, config.aug_blur, config.aug_lowres) > 0
     assert config.oe_weight > 0 and config.oe_synth > 0 and config.oe_datasets == ["fashion-mnist"]
-    assert 0 < config.oe_start < 0.5 and config.photo_digits > 0  # 99.0% comes before the outliers join
-    assert config.reject_fit_samples > 0 and config.reject_eval_samples > 0
+    assert 0 < config.oe_start < 0.5 and config.photo_digits > 0
     assert config.model_config == {"stem": 16, "channels": [32, 64]}
+
+
+def test_the_default_recipe_learns_mnist_in_a_short_run(mnist) -> None:
+    """The recipe's own settings, squeezed into one epoch of 12,800 images: already far above chance."""
+    from digitlab.inference.runner import predict_logits
+
+    config = recipe_config("cnn", epochs=1, train_size=12_800, validation_size=1000, threads=1)
+    result = train(config, mnist)
+    accuracy = float(np.mean(predict_logits(result.model, mnist.x_test[:2000]).argmax(1) == mnist.y_test[:2000]))
+    assert accuracy >= 0.96, accuracy  # ~97.5% measured; the full recipe reaches >= 99.5% (slow test)

@@ -163,17 +163,16 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_toml(), end="")
         return 0
-    from digitlab.data import load
     from digitlab.models import build_model
-    from digitlab.training import train
+    from digitlab.training import obtain_datasets, train
 
     rank = int(os.environ.get("RANK", "0"))
     with contextlib.ExitStack() as stack:
         if args.dry_run:
             config = config.replace(epochs=1, max_steps=1, train_size=config.batch_size,
                                     validation_size=min(config.validation_size, 500), save_every_epoch=False)
+        ds = obtain_datasets(config)  # every dataset the config needs, before any file is written
         run_dir = _run_dir(args, stack)
-        ds = load(config.dataset, data_dir=config.data_dir)
         board = None
         if args.tensorboard is not None and rank == 0:
             from digitlab.training.tensorboard import TensorBoardCallback

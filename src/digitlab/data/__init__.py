@@ -17,12 +17,13 @@ from digitlab.data.dataset import (
     split_validation,
 )
 from digitlab.data.idx import encode_idx, parse_idx, read_idx, write_idx
-from digitlab.data.registry import DATASETS, DatasetSpec, FileSpec, get_spec
+from digitlab.data.registry import DATASETS, DatasetSpec, FileSpec, get_spec, how_to_obtain
 
 if TYPE_CHECKING:
     from digitlab.data.batches import iterate_batches
 
 __all__ = [
+    "how_to_obtain",
     "DATASETS", "Dataset", "DatasetSpec", "FileSpec", "encode_idx", "export_files", "fetch", "get_spec",
     "iterate_batches", "load", "load_data", "parse_idx", "read_idx", "split_validation", "write_idx",
 ]

@@ -49,6 +49,7 @@ class DatasetSpec:
     homepage: str = ""
     extra: dict[str, str] = field(default_factory=dict)
     preprocessing: Preprocessing = "mnist"  # how pictures are made into this format (see Preprocessing)
+    debian_package: str | None = None  # the Debian package that installs the files into a system folder
 
     @property
     def num_classes(self) -> int:
@@ -105,6 +106,7 @@ DATASETS: dict[str, DatasetSpec] = {
         description="Fashion-MNIST clothing images (Zalando Research; MIT)",
         homepage="https://github.com/zalandoresearch/fashion-mnist",
         preprocessing="fashion",  # product trimmed, longer side 28 px, centred by bounding box
+        debian_package="dataset-fashion-mnist",  # installs into /usr/share/datasets/fashion-mnist
     ),
     "kmnist": DatasetSpec(
         name="kmnist",
@@ -134,6 +136,15 @@ def get_spec(name: str) -> DatasetSpec:
             "or pass a folder holding the four IDX files (train-images-idx3-ubyte[.gz], "
             "train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz])."
         ) from None
+
+
+def how_to_obtain(name: str) -> str:
+    """One sentence telling a user how to get registered dataset `name` onto a machine that lacks it."""
+    spec = get_spec(name)
+    ways = [f"install Debian's package (apt-get install {spec.debian_package})"] if spec.debian_package else []
+    ways.append(f"run `digitlab data fetch {name}` where its mirrors are reachable")
+    ways.append(f"put its four IDX files in a folder and run `digitlab data fetch {name} --data-dir FOLDER`")
+    return "; or ".join(ways)
 
 
 def preprocessing_of(name: str | None) -> Preprocessing:

@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 CALIBRATION_IMAGES = 1000  # training images from the end of the training split
 CHECK_IMAGES = 5000  # validation images (the start of the training split) for the accuracy check
 MAX_ACCURACY_DROP = 0.001  # keep int8 only if it loses at most 0.1 percentage points
+SPEED_BATCH = 256  # the batch at which int8 and float are timed against each other (require_faster)
+SPEED_ROUNDS, SPEED_WINDOW = 4, 0.1  # interleaved windows of that many seconds: ~1 s, the best window counts
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,26 @@ class Int8Export:
     check_images: int
     calibration_images: int
     max_drop: float
+    int8_images_per_second: float | None = None  # measured with require_faster, batch SPEED_BATCH
+    float_images_per_second: float | None = None
 
     @property
     def kept(self) -> bool:
         return self.path is not None
 
+    @property
+    def slower(self) -> bool:
+        """Timed, and int8 was no faster than float on this machine."""
+        int8, flt = self.int8_images_per_second, self.float_images_per_second
+        return int8 is not None and flt is not None and int8 <= flt
+
     def summary(self) -> str:
         drop = (self.float_accuracy - self.int8_accuracy) * 100
-        verdict = f"-> {self.path}" if self.kept else f"not kept (drop > {self.max_drop * 100:.2g} points)"
+        speed = ("" if self.int8_images_per_second is None else
+                 f"; {self.int8_images_per_second:,.0f} vs {self.float_images_per_second:,.0f} images/s")
+        verdict = (f"-> {self.path}" if self.kept else
+                   f"not kept (no faster than float on this CPU{speed})" if self.slower else
+                   f"not kept (drop > {self.max_drop * 100:.2g} points)")
         return (f"int8 export: accuracy {self.int8_accuracy:.4f} vs float {self.float_accuracy:.4f} "
                 f"({-drop:+.2f} points) on {self.check_images} validation images, calibrated on "
                 f"{self.calibration_images} training images {verdict}")
@@ -131,6 +145,7 @@ def export_int8(
     check_images: int = CHECK_IMAGES,
     max_drop: float = MAX_ACCURACY_DROP,
     float_onnx: bytes | None = None,
+    require_faster: bool = False,
 ) -> Int8Export:
     """Quantize the checkpoint to int8 ONNX and keep it (at `out_path`, default `RUN/model.int8.onnx`)
     only if its accuracy on the validation images is at most `max_drop` below the float model's.
@@ -139,7 +154,9 @@ def export_int8(
     already loaded (else loaded through the data layer, `data_dir` as for `load`). Calibration
     uses the last `calibration_images` training images; the check uses the first `check_images`
     (the validation split), both scored with `Predictor.score`. `float_onnx`: the float export
-    when the caller already has it (`onnx_bytes`).
+    when the caller already has it (`onnx_bytes`). `require_faster`: also time both on this machine
+    (interleaved windows, batch `SPEED_BATCH`) and keep int8 only when it serves more images/s: on
+    a CPU without int8 dot-product instructions (AVX2 only) float can be the faster one.
     """
     from digitlab.checkpoints import dataset_of, load_checkpoint
     from digitlab.inference.predictor import Predictor, ort_session
@@ -159,10 +176,19 @@ def export_int8(
     with tempfile.TemporaryDirectory(prefix="digitlab-int8-") as tmp:
         float_path = atomic_write_bytes(Path(tmp) / "model.onnx", float_bytes)
         int8_bytes = quantize_onnx(float_path, x_cal, Path(tmp) / INT8_ONNX).read_bytes()
-    float_acc, int8_acc = (
-        Predictor(backend=b, session=ort_session(m), meta=ckpt.meta, run_dir=run_dir).score(x_check, y_check)
-        for b, m in (("onnx", float_bytes), ("int8", int8_bytes)))
-    kept = float_acc - int8_acc <= max_drop
-    path = atomic_write_bytes(out, int8_bytes) if kept else None
-    return Int8Export(path=path, float_accuracy=float_acc, int8_accuracy=int8_acc, check_images=n_check,
-                      calibration_images=n_cal, max_drop=max_drop)
+    predictors = {b: Predictor(backend=b, session=ort_session(m), meta=ckpt.meta, run_dir=run_dir)
+                  for b, m in (("onnx", float_bytes), ("int8", int8_bytes))}
+    float_acc, int8_acc = (predictors[b].score(x_check, y_check) for b in ("onnx", "int8"))
+    speed: dict[str, float | None] = {"onnx": None, "int8": None}
+    if require_faster:
+        from digitlab.inference.benchmark import interleaved_images_per_second
+
+        samples = interleaved_images_per_second(predictors, x_check[:SPEED_BATCH * 4], batch_sizes=(SPEED_BATCH,),
+                                                rounds=SPEED_ROUNDS, window_seconds=SPEED_WINDOW)
+        speed = {b: max(samples[b][SPEED_BATCH]) for b in predictors}
+    result = Int8Export(path=None, float_accuracy=float_acc, int8_accuracy=int8_acc, check_images=n_check,
+                        calibration_images=n_cal, max_drop=max_drop, int8_images_per_second=speed["int8"],
+                        float_images_per_second=speed["onnx"])
+    if float_acc - int8_acc > max_drop or result.slower:
+        return result
+    return replace(result, path=atomic_write_bytes(out, int8_bytes))

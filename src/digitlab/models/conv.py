@@ -42,16 +42,23 @@ class LeNet(nn.Module):
         return self.layers(x)
 
 
-def _stage(c_in: int, c_out: int, blocks: int, activation: str) -> list[nn.Module]:
-    """`blocks` x (conv3x3 -> BatchNorm -> act), the last with a 2x2 max-pool after its conv.
+DOWNSAMPLES = ("pool", "stride")
 
-    Pooling before BatchNorm and the activation makes those (memory-bound, the bulk of CPU
-    time) run on a quarter of the pixels. Convs have no bias: BatchNorm's shift replaces it.
+
+def _stage(c_in: int, c_out: int, blocks: int, activation: str, downsample: str = "pool") -> list[nn.Module]:
+    """`blocks` x (conv3x3 -> BatchNorm -> act), halving the resolution once.
+
+    "pool": the last conv is followed by a 2x2 max-pool (floor: 7 -> 3); pooling before
+    BatchNorm and the activation makes those (memory-bound, the bulk of CPU time) run on a
+    quarter of the pixels. "stride": the first conv has stride 2 (ceil: 7 -> 4) and computes
+    only the pixels it keeps, a quarter of the multiply-adds of a pooled stage. Convs have no
+    bias: BatchNorm's shift replaces it.
     """
     layers: list[nn.Module] = []
     for b in range(blocks):
-        layers.append(nn.Conv2d(c_in if b == 0 else c_out, c_out, 3, padding=1, bias=False))
-        if b == blocks - 1:
+        stride = 2 if downsample == "stride" and b == 0 else 1
+        layers.append(nn.Conv2d(c_in if b == 0 else c_out, c_out, 3, stride=stride, padding=1, bias=False))
+        if downsample == "pool" and b == blocks - 1:
             layers.append(nn.MaxPool2d(2))
         layers += [nn.BatchNorm2d(c_out), make_activation(activation)]
     return layers
@@ -77,6 +84,8 @@ class CNN(nn.Module):
         dropout: float = 0.0,  # before the head
         stem: int = 0,  # channels of a strided stem conv (28 -> 14); 0: none
         stem_kernel: int = 5,
+        downsample: str = "pool",  # how each stage halves the resolution: "pool" (max-pool) or "stride" (conv)
+        hidden: int = 0,  # units of a hidden layer (linear-BN-act) before the head; 0: none
         mean: float = MNIST_MEAN,
         std: float = MNIST_STD,
     ) -> None:
@@ -90,7 +99,12 @@ class CNN(nn.Module):
         if stem < 0 or stem_kernel < 1 or stem_kernel % 2 == 0:
             raise DigitlabError(f"cnn config stem={stem} stem_kernel={stem_kernel}: need stem >= 0 and an "
                                 "odd stem_kernel >= 1 (e.g. stem=16, stem_kernel=5)")
+        if downsample not in DOWNSAMPLES:
+            raise DigitlabError(f"cnn config downsample={downsample!r}: use one of {', '.join(DOWNSAMPLES)}")
         self.num_classes, self.channels, self.blocks, self.activation = num_classes, channels, int(blocks), activation
+        if hidden < 0:
+            raise DigitlabError(f"cnn config hidden={hidden}: use 0 (no hidden layer) or more units")
+        self.downsample, self.hidden = downsample, int(hidden)
         self.dropout, self.stem, self.stem_kernel, self.mean, self.std = dropout, int(stem), int(stem_kernel), mean, std
         layers: list[nn.Module] = [Normalize(mean, std)]
         size, c_in = SIDE, 1
@@ -99,14 +113,18 @@ class CNN(nn.Module):
                        nn.BatchNorm2d(stem), make_activation(activation)]  # (N, stem, 14, 14)
             size, c_in = SIDE // 2, stem
         for c_out in channels:
-            layers += _stage(c_in, c_out, blocks, activation)
-            c_in, size = c_out, size // 2
+            layers += _stage(c_in, c_out, blocks, activation, downsample)
+            c_in, size = c_out, (size + 1) // 2 if downsample == "stride" else size // 2
         if size < 1:
             raise DigitlabError(f"cnn config channels={channels}: too many stages for 28x28 input")
         layers.append(nn.Flatten())  # (N, c * size * size)
+        features = c_in * size * size
+        if hidden:
+            layers += [nn.Linear(features, hidden, bias=False), nn.BatchNorm1d(hidden), make_activation(activation)]
+            features = hidden  # (N, hidden)
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(c_in * size * size, num_classes))  # (N, C)
+        layers.append(nn.Linear(features, num_classes))  # (N, C)
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

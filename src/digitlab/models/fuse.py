@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 
-def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+def _bn_affine(bn: nn.BatchNorm2d | nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     """(a, b) with bn(x) == a * x + b per channel, from the running statistics."""
     assert bn.running_var is not None and bn.running_mean is not None
     a = torch.rsqrt(bn.running_var + bn.eps)
@@ -43,6 +43,23 @@ def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return out.to(conv.weight.device)
 
 
+def _fold_linear(linear: nn.Linear, bn: nn.BatchNorm1d) -> nn.Linear:
+    """A new linear layer computing bn(linear(x)) (eval mode)."""
+    a, b = _bn_affine(bn)
+    out = nn.Linear(linear.in_features, linear.out_features, bias=True)
+    with torch.no_grad():
+        out.weight.copy_(linear.weight * a.view(-1, 1))
+        bias = linear.bias if linear.bias is not None else torch.zeros_like(a)
+        out.bias.copy_(a * bias + b)
+    return out.to(linear.weight.device)
+
+
+def _foldable_linear(linear: nn.Module, bn: nn.Module) -> TypeGuard[nn.Linear]:
+    return (isinstance(linear, nn.Linear) and isinstance(bn, nn.BatchNorm1d)
+            and bn.track_running_stats and bn.running_mean is not None
+            and linear.out_features == bn.num_features)
+
+
 def _foldable(conv: nn.Module, bn: nn.Module) -> TypeGuard[nn.Conv2d]:
     return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)
             and bn.track_running_stats and bn.running_mean is not None
@@ -65,6 +82,9 @@ def _fuse_sequence(layers: list[nn.Module]) -> list[nn.Module]:
         elif isinstance(second, nn.BatchNorm2d) and _foldable(conv, second):  # conv -> BN  =>  conv'
             out.append(_fold(conv, second))
             i += 2
+        elif isinstance(second, nn.BatchNorm1d) and _foldable_linear(conv, second):  # linear -> BN  =>  linear'
+            out.append(_fold_linear(conv, second))
+            i += 2
         else:
             out.append(layers[i])
             i += 1
@@ -74,10 +94,10 @@ def _fuse_sequence(layers: list[nn.Module]) -> list[nn.Module]:
 def fuse_for_inference(model: nn.Module) -> nn.Module:
     """An eval-mode copy of `model` with BatchNorm folded into convs, in every `nn.Sequential`.
 
-    Rewrites `Conv2d -> BatchNorm2d` into one conv, and `Conv2d -> MaxPool2d -> BatchNorm2d ->
-    ReLU` into `Conv2d -> ReLU -> MaxPool2d` where that is exact (see the module docstring).
-    Logits equal the original's up to float rounding; `model` itself is not changed. Its class and
-    config attributes are kept (`models.get_config` reads the same).
+    Rewrites `Conv2d -> BatchNorm2d` into one conv, `Linear -> BatchNorm1d` into one linear layer, and
+    `Conv2d -> MaxPool2d -> BatchNorm2d -> ReLU` into `Conv2d -> ReLU -> MaxPool2d` where that is
+    exact (see the module docstring). Logits equal the original's up to float rounding; `model` itself
+    is not changed. Its class and config attributes are kept (`models.get_config` reads the same).
     """
     fused = copy.deepcopy(model).eval()
     for module in list(fused.modules()):

@@ -20,19 +20,20 @@ if TYPE_CHECKING:
     from digitlab.training.augment import affine, random_affine
     from digitlab.training.loop import TrainResult, fit, select_device, train_step
     from digitlab.training.optim import build_optimizer, lr_at
-    from digitlab.training.pipeline import ReloadMismatchError, RunOutputs, finish_run, train
+    from digitlab.training.pipeline import ReloadMismatchError, RunOutputs, finish_run, obtain_datasets, train
 
 _LAZY = {
     "affine": "augment", "random_affine": "augment",
     "TrainResult": "loop", "fit": "loop", "select_device": "loop", "train_step": "loop",
     "build_optimizer": "optim", "lr_at": "optim",
     "ReloadMismatchError": "pipeline", "RunOutputs": "pipeline", "finish_run": "pipeline", "train": "pipeline",
+    "obtain_datasets": "pipeline",
 }
 
 __all__ = [
     "DEFAULT_RECIPE", "OPTIMIZERS", "Progress", "RECIPES", "SCHEDULES", "Recipe", "ReloadMismatchError",
     "RunOutputs", "TrainConfig", "TrainResult", "affine", "build_optimizer", "finish_run", "fit", "format_epoch",
-    "get_recipe", "lr_at", "random_affine", "recipe_config", "select_device", "train", "train_step",
+    "get_recipe", "lr_at", "obtain_datasets", "random_affine", "recipe_config", "select_device", "train", "train_step",
 ]
 
 

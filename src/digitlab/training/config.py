@@ -46,6 +46,8 @@ class TrainConfig:
     eps: float = 1e-8  # Adam's paper value; Keras' RMSprop uses 1e-7
     weight_decay: float = 0.0  # applied to weights only, never to biases or BatchNorm parameters
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay of an exponential moving average of the weights, evaluated and saved instead of the
+    # raw weights (0 = off); a smoother, slightly better model, most of all mid-run at a high learning rate
     # learning-rate schedule, evaluated per step
     schedule: str = "constant"  # one of SCHEDULES
     step_size: int = 1  # "step": epochs between decays (pytorch/examples: every epoch)
@@ -109,6 +111,7 @@ class TrainConfig:
             (self.lr > 0, f"lr={self.lr}: the learning rate must be positive"),
             (self.validation_size >= 0, f"validation_size={self.validation_size}: use 0 or more"),
             (0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing}: use a value in [0, 1)"),
+            (0 <= self.ema < 1, f"ema={self.ema}: use a decay in [0, 1), e.g. 0.999, or 0 for none"),
             (0 < self.pct_start < 1, f"pct_start={self.pct_start}: use a value in (0, 1)"),
             (self.patience is None or self.patience >= 1, f"patience={self.patience}: use 1 or more, or None"),
             (all(0 <= v <= 1 for v in (self.aug_stroke, self.aug_blur, self.aug_lowres, self.aug_start,

@@ -8,6 +8,7 @@ progress goes to `callback(event: dict)`, metrics are returned and appended to
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -186,7 +187,7 @@ class _Trainer:
     dd: _Dist
     device: torch.device
     data: _Splits
-    model: nn.Module  # the plain registry model (eval/export use this)
+    model: nn.Module  # the plain registry model the optimiser trains
     net: nn.Module  # what the step calls: the model, maybe inside DDP and/or torch.compile
     optimizer: torch.optim.Optimizer
     scaler: Any
@@ -206,6 +207,31 @@ class _Trainer:
     step_history: list[dict[str, Any]] = field(default_factory=list)
     class_names: tuple[str, ...] = ()
     dataset_name: str = ""
+    ema: nn.Module | None = None  # the weights' moving average (config.ema > 0)
+
+    @property
+    def result_model(self) -> nn.Module:
+        """The model evaluated, saved and returned: the moving average when there is one."""
+        return self.ema if self.ema is not None else self.model
+
+
+EMA_WARMUP = 10  # the average's decay ramps up as (1 + step) / (EMA_WARMUP + step): early weights fade fast
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """Move `ema`'s floating-point parameters and buffers towards `model`'s: e = d * e + (1 - d) * m.
+
+    The decay ramps up from 0.1 (`EMA_WARMUP`), so the first steps' random weights are forgotten;
+    integer buffers (BatchNorm's batch count) are copied.
+    """
+    d = min(decay, (1 + step) / (EMA_WARMUP + step))
+    pairs = [(e, m) for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True)]
+    floats = [(e, m) for e, m in pairs if e.dtype.is_floating_point]
+    torch._foreach_lerp_([e for e, _ in floats], [m for _, m in floats], 1.0 - d)
+    for e, m in pairs:
+        if not e.dtype.is_floating_point:
+            e.copy_(m)
 
 
 @dataclass
@@ -284,10 +310,11 @@ def _trainer(config: TrainConfig, dataset: Dataset, dd: _Dist, device: torch.dev
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         net = torch.compile(net)  # type: ignore[assignment]
+    ema = copy.deepcopy(unwrap_model(model)).eval().requires_grad_(False) if config.ema > 0 else None
     return _Trainer(config, dd, device, data, unwrap_model(model), net, optimizer,
                     torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None, autocast,
                     shuffle_gen, aug_gen, steps_per_epoch, total_steps, math.ceil(total_steps / steps_per_epoch),
-                    class_names=tuple(dataset.class_names), dataset_name=dataset.name)
+                    class_names=tuple(dataset.class_names), dataset_name=dataset.name, ema=ema)
 
 
 def _restore(t: _Trainer, run_dir: Path) -> None:
@@ -295,6 +322,8 @@ def _restore(t: _Trainer, run_dir: Path) -> None:
     tensors, info = load_train_state(run_dir)
     _check_resume_config(run_dir, TrainConfig.from_dict(info["config"]), t.config)
     t.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    if t.ema is not None:
+        t.ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
     t.optimizer.load_state_dict(unflatten_optimizer(tensors, info["optimizer"]))
     t.shuffle_gen.set_state(tensors["rng.shuffle"])
     if t.dd.main:
@@ -403,6 +432,8 @@ def train_step(t: _Trainer, xb: torch.Tensor, yb: torch.Tensor, lr: float) -> tu
     else:
         total.backward()
         t.optimizer.step()
+    if t.ema is not None:
+        update_ema(t.ema, t.model, config.ema, t.step)
     return loss.detach(), logits.detach()
 
 
@@ -410,10 +441,10 @@ def _evaluate_all(t: _Trainer) -> dict[str, float]:
     """Validation (and with track_test, test) loss and accuracy of the model now."""
     out: dict[str, float] = {}
     if len(t.data.x_val):
-        val = _evaluate(t.model, t.data.x_val, t.data.y_val, t.config, t.autocast, t.dd)
+        val = _evaluate(t.result_model, t.data.x_val, t.data.y_val, t.config, t.autocast, t.dd)
         out.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
     if t.data.x_test is not None and t.data.y_test is not None:
-        test = _evaluate(t.model, t.data.x_test, t.data.y_test, t.config, t.autocast, t.dd)
+        test = _evaluate(t.result_model, t.data.x_test, t.data.y_test, t.config, t.autocast, t.dd)
         out.update(test_loss=test["loss"], test_accuracy=test["accuracy"])
     return out
 
@@ -491,7 +522,7 @@ def _end_epoch(t: _Trainer, epoch: int, sums: torch.Tensor, lr: float, run_dir: 
 
 
 def _save_model(run_dir: Path, t: _Trainer, record: dict[str, Any]) -> None:
-    save_checkpoint(run_dir, t.model, {"class_names": list(t.class_names), "dataset": t.dataset_name,
+    save_checkpoint(run_dir, t.result_model, {"class_names": list(t.class_names), "dataset": t.dataset_name,
                                        "training": t.config.to_dict(), "metrics": record})
 
 
@@ -553,8 +584,8 @@ def fit(
         if save_final and run_path is not None and dd.main and t.history:
             _save_model(run_path, t, t.history[-1])
         t.model.eval()
-        return TrainResult(model=t.model, history=t.history, step_history=t.step_history, run_dir=run_path,
-                           config=config, steps=t.step, stopped_early=t.stopped_early,
+        return TrainResult(model=t.result_model.eval(), history=t.history, step_history=t.step_history,
+                           run_dir=run_path, config=config, steps=t.step, stopped_early=t.stopped_early,
                            class_names=tuple(dataset.class_names), dataset=dataset.name)
     finally:
         torch.set_num_threads(threads)  # the setting is process-wide: leave it as found
@@ -577,6 +608,8 @@ def _save_state(run_dir: Path, t: _Trainer) -> None:
     """Everything needed to continue after this epoch, without pickle."""
     opt_tensors, opt_rest = flatten_optimizer(t.optimizer.state_dict())
     tensors = {f"model.{k}": v for k, v in t.model.state_dict().items()}
+    if t.ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in t.ema.state_dict().items()})
     tensors.update(opt_tensors)
     tensors["rng.cpu"] = torch.get_rng_state()
     tensors["rng.shuffle"] = t.shuffle_gen.get_state()

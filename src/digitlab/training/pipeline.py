@@ -133,11 +133,12 @@ def _reload_check(ckpt: Checkpoint, dataset: Dataset, report: dict[str, Any], te
 
 
 def _int8(ckpt: Checkpoint, dataset: Dataset) -> tuple[Int8Export | None, str | None]:
-    """The int8 export of the in-memory model; (None, why) when it fails: the checkpoint is saved already."""
+    """The int8 export of the in-memory model, kept when as accurate and faster than float on this machine;
+    (None, why) when it fails: the checkpoint is saved already."""
     from digitlab.inference import export_int8
 
     try:
-        return export_int8(ckpt, dataset=dataset), None
+        return export_int8(ckpt, dataset=dataset, require_faster=True), None  # serve whichever is faster here
     except (DigitlabError, OSError) as exc:
         log.warning("int8 export of %s failed: %s", ckpt.run_dir, exc)
         return None, str(exc)
@@ -179,6 +180,32 @@ def finish_run(
     return RunOutputs(ckpt, report, report_path, reloaded, paths, int8_export, int8_error)
 
 
+def obtain_datasets(config: TrainConfig, dataset: Dataset | None = None) -> Dataset:
+    """The dataset `config` trains on (`dataset`, else loaded), after making sure every other dataset it
+    needs (`oe_datasets`) can be had too: before any work is done or any file written.
+
+    A registered dataset that no source can give is one `DigitlabError` line naming it, why the
+    config needs it and how to obtain it (`data.how_to_obtain`: Debian's package, `digitlab data
+    fetch`); a folder that is not a dataset keeps the data layer's own message.
+    """
+    from digitlab.data import DATASETS, how_to_obtain, load
+
+    needs = ([] if dataset is not None else [(config.dataset, config.data_dir, "to train on")]) + [
+        (name, None, "for outlier exposure (oe_datasets)") for name in config.oe_datasets]
+    loaded = dataset
+    for name, data_dir, why in needs:
+        try:
+            found = load(name, data_dir=data_dir)
+        except DigitlabError:
+            if name not in DATASETS:
+                raise
+            raise DigitlabError(f"this training config needs dataset {name} {why}, and no source here gives its "
+                                f"verified files: {how_to_obtain(name)}") from None
+        loaded = found if loaded is None else loaded
+    assert loaded is not None
+    return loaded
+
+
 def train(
     config: TrainConfig,
     dataset: Dataset | None = None,
@@ -202,12 +229,9 @@ def train(
     `fit` shows it (`verbose`: 0 silent, 1 a bar and a line per epoch, 2 a line per epoch,
     "auto" 1 in a terminal or notebook, else 2); `callback(event)` gets every event too.
     """
-    from digitlab.data import load
-
     if run_dir is not None and not (resume or overwrite):
         _refuse_existing_run(Path(run_dir))
-    if dataset is None:
-        dataset = load(config.dataset, data_dir=config.data_dir)
+    dataset = obtain_datasets(config, dataset)
     main = int(os.environ.get("RANK", "0")) == 0
     if run_dir is not None and main:
         atomic_write_text(RunFiles.of(run_dir).config_toml, config.to_toml())
