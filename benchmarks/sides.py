@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 REFERENCE_WEIGHTS, CNN_RUN = "reference_cnn.safetensors", "cnn"  # what training sides leave in work_dir
-INT8_ONNX = "model.int8.onnx"  # digitlab.layout.INT8_ONNX, the run's int8 model
 
 
 @dataclass
@@ -206,6 +205,7 @@ def side_inference(spec: Spec) -> dict[str, Any]:
     from digitlab.errors import DigitlabError
     from digitlab.inference import Predictor
     from digitlab.inference.benchmark import interleaved_images_per_second
+    from digitlab.layout import RunFiles
 
     ds = _dataset(spec)
     predictors: dict[str, Any] = {}
@@ -222,7 +222,7 @@ def side_inference(spec: Spec) -> dict[str, Any]:
         unavailable["reference torch"] = f"{weights} is missing (the reference_cnn side did not finish)"
     backends: dict[str, str] = {}
     for backend in ("auto", "int8", "onnx", "torch"):
-        if backend == "int8" and not (Path(spec.work_dir) / CNN_RUN / INT8_ONNX).is_file():
+        if backend == "int8" and not RunFiles(Path(spec.work_dir) / CNN_RUN).int8_onnx.is_file():
             _int8_for_timing(Path(spec.work_dir) / CNN_RUN, ds, unavailable)  # `train` served float: time int8 too
         try:
             predictor = Predictor.load(Path(spec.work_dir) / CNN_RUN, backend=backend)
