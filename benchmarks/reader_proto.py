@@ -25,7 +25,7 @@ from digitlab.inference.ctc import pad_lines
 from digitlab.models.fuse import fuse_for_inference
 from digitlab.models.reader import LineReader, weight_bytes
 from digitlab.synth.lines import LineSynth, condition_set
-from digitlab.training.line_reader import ReaderTrainConfig, fit_reader, save_reader
+from digitlab.training.line_reader import ReaderTrainConfig, fit_reader, load_reader, save_reader
 
 EVAL_CONDITIONS = ("spaced", "touching", "overlapping", "broken", "mixed_nondigit", "noise_only", "noisy")
 SNAPSHOT_EVERY = 500  # steps between snapshots of the model in --out
@@ -53,6 +53,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ds = load("mnist", data_dir=args.data)
     synth = LineSynth(ds.x_train, ds.y_train, nondigit_split="train")
     model = LineReader(lstm=args.lstm, stride=args.stride)
+    if args.init:  # warm start: every weight of the same name and shape (the encoder of a conv-only reader)
+        own = model.state_dict()
+        start = {k: v for k, v in load_reader(args.init).state_dict().items()
+                 if k in own and own[k].shape == v.shape}
+        model.load_state_dict(start, strict=False)
+        print(f"warm start from {args.init}: {len(start)} of {len(own)} tensors", flush=True)
     config = ReaderTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                max_seconds=args.max_seconds)
     def log(step: int, loss: float) -> None:
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         held = condition_set(name, args.eval_n, seed=EVAL_SEED + k, digits=ds.x_test, labels=ds.y_test)
         metrics[name] = evaluate_reader(model, held)
         print(name, metrics[name], flush=True)
-    results = {"training": {"lstm": args.lstm, "stride": args.stride, **vars(config)}, "metrics": metrics,
+    results = {"training": {"lstm": args.lstm, "stride": args.stride, "init": args.init, **vars(config)},
+               "metrics": metrics,
                "train_seconds": round(fit.seconds, 1), "lines_seen": fit.lines, "stopped_at": fit.stopped_at,
                "threads": args.threads,
                "weight_bytes": weight_bytes(model), "latency_ms_12_digits": _latency_ms(model, ds.x_test, ds.y_test),
@@ -83,6 +90,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=3e-3, help="one-cycle peak learning rate (default 3e-3)")
     p.add_argument("--lstm", type=int, default=0, help="BiLSTM units per direction, 0 for conv-only (default 0)")
     p.add_argument("--stride", type=int, default=4, choices=(4, 8), help="input px per frame (default 4)")
+    p.add_argument("--init", default=None, help="start from the weights of this saved reader (default: none)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--max-seconds", type=float, default=None, help="stop training after this long (default: none)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

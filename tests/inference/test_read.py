@@ -68,7 +68,7 @@ def test_spaced_numbers_are_read_exactly_with_their_boxes(predictor, pool):
         assert reading.text == text
         found = [d.box for d in reading.digits if not d.rejected]
         assert len(found) == len(boxes) and all(_iou(a, b) > 0.6 for a, b in zip(found, boxes))
-        assert reading.model_id == predictor.model_id
+        assert reading.model_id == predictor.reader.model_id
 
 
 def test_close_numbers_on_a_lit_ruled_page_in_blue_ink(predictor, pool):
@@ -119,7 +119,7 @@ def test_read_takes_files_and_names_them_in_errors(predictor, tmp_path):
     from digitlab.errors import DigitlabError
 
     with pytest.raises(DigitlabError, match="missing.png"):
-        read(predictor, tmp_path / "missing.png")
+        read(predictor.reader, tmp_path / "missing.png")
 
 
 def test_cli_read_json_and_text(trained_run, pool, tmp_path, capsys):
@@ -141,4 +141,4 @@ def test_cli_read_help_names_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["read", "--help"])
     out = capsys.readouterr().out
-    assert "--json" in out and "default" in out and "--backend" in out
+    assert "--json" in out and "default" in out and "--annotate" in out

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from digitlab.cli._model import MODEL_HELP, split_model
-from digitlab.layout import BACKENDS
 
 if TYPE_CHECKING:
     from digitlab.inference.prediction import Reading
@@ -25,15 +24,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "read",
         help="read the number (every digit) written in image files",
-        description="Find every digit in PNG/JPEG/... images (phone photos of paper, scans, drawings) and read "
-                    "them left to right, lines top to bottom. The picture is cleaned as for `digitlab predict` "
-                    "(lighting, ink colour, ruled or squared paper), split into digits (strokes of one digit "
-                    "merged, touching digits cut, by the model's confidence), and each digit normalised like "
-                    "MNIST and classified in one batch. Folders are searched recursively. A file that cannot be "
-                    "read gets an error on stderr; the others are still read (exit code 1 if any failed).",
+        description="Find every digit in PNG/JPEG/... images (phone photos of paper, scans, drawings, whole "
+                    "pages) and read them left to right, lines top to bottom. The picture is cleaned as for "
+                    "`digitlab predict` (lighting, ink colour, ruled or squared paper), its writing grouped into "
+                    "lines, and every line read by the line reader (a CNN trained with CTC: touching and "
+                    "overlapping digits are told apart by the model; marks that are not digits are refused). "
+                    "Small writing is read from the full-resolution picture. Folders are searched recursively. "
+                    "A file that cannot be read gets an error on stderr; the others are still read (exit code "
+                    "1 if any failed).",
     )
-    p.add_argument("paths", nargs="+", metavar="[RUN] FILE_OR_FOLDER",
-                   help=f"RUN: {MODEL_HELP}; then image files or folders of them")
+    p.add_argument("paths", nargs="+", metavar="[READER] FILE_OR_FOLDER",
+                   help="READER: a folder holding a line reader (reader.json, reader.safetensors; default: the "
+                        "bundled reader), or a classifier run (" + MODEL_HELP + "), whose reader is the bundled "
+                        "one; then image files or folders of them")
+    p.add_argument("--annotate", metavar="DIR", default=None,
+                   help="also write each picture with its boxes and digits drawn to DIR/<name>.png (green: read, "
+                        "red: refused) (default: off)")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per line per file: file, text, digits (label, class_name, probability, "
                         "box [x0, y0, x1, y1] in the image's pixels, rejected, reason), model_id "
@@ -41,9 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--digits", action="store_true",
                    help="text mode: also one indented line per digit found (class, probability, box, why rejected) "
                         "(default: off)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
-                   help="inference backend (default: auto: the run's int8 ONNX model when it has an up-to-date "
-                        "one, else ONNX Runtime when installed, else PyTorch)")
     p.set_defaults(func=run)
 
 
@@ -70,22 +73,29 @@ def format_reading(name: str, reading: Reading, *, digits: bool = False) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read every input file, print one line (or JSON object) per file."""
+    """Read every input file, print one line (or JSON object) per file; with --annotate, draw each."""
     from digitlab.errors import DigitlabError
-    from digitlab.inference import Predictor
+    from digitlab.inference.reader import Reader, is_reader_folder
     from digitlab.inference.reading import read  # what Predictor.read runs
 
-    model, inputs = split_model(args.paths)
+    paths = list(args.paths)
+    reader_path = paths.pop(0) if paths and is_reader_folder(paths[0]) else None
+    model, inputs = split_model(paths) if reader_path is None else (None, paths)
     if not inputs:
-        raise DigitlabError(f"{model}: no images to read; give image files or folders after the model")
+        raise DigitlabError(f"{reader_path or model}: no images to read; give image files or folders after it")
     files = list(_expand(inputs))
     if not files:
         raise DigitlabError(f"{' '.join(inputs)}: no image files found; give files or folders holding them")
-    predictor = Predictor.load(model, backend=args.backend)
-    failed = 0
+    reader = Reader.load(reader_path)
+    out = Path(args.annotate) if args.annotate else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    failed, written = 0, set[str]()
     for path in files:
         try:
-            reading = read(predictor, path, name=str(path))
+            reading = read(reader, path, name=str(path))
+            if out is not None:
+                written.add(_annotate(path, reading, out, written))
         except DigitlabError as exc:
             failed += 1
             print(f"digitlab: error: {exc}", file=sys.stderr)
@@ -97,3 +107,21 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"digitlab: {failed} of {len(files)} input files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _annotate(path: Path, reading: Reading, out: Path, taken: set[str]) -> str:
+    """Write `path` with `reading` drawn to out/<stem>.png (<stem>-2.png, ... when taken); the name written."""
+    import io
+
+    from digitlab._io import atomic_write_bytes
+    from digitlab.inference.annotate import annotate
+    from digitlab.inference.preprocess import load_image
+
+    name, k = f"{path.stem}.png", 1
+    while name in taken:
+        k += 1
+        name = f"{path.stem}-{k}.png"
+    buf = io.BytesIO()
+    annotate(load_image(path, name=str(path)), reading).save(buf, format="PNG")
+    atomic_write_bytes(out / name, buf.getvalue())
+    return name

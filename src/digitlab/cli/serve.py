@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="per client address, at most N /api/ requests per second on average, bursts of "
                              "max(1, N); beyond it 429 (default: off)")
     limits.add_argument("--max-decodes", type=int, default=None, metavar="N",
-                        help=f"image decodes running at once; 16 more per decoder may wait up to a second, "
+                        help=f"image decodes running at once; 16 more per decoder may wait within the deadline, "
                              f"the rest get 503 (default: the CPU count, {os.cpu_count() or 1} here)")
     limits.add_argument("--deadline", type=float, default=10.0, metavar="SECONDS",
                         help="an /api/ request still running after this is answered 504 (default: 10)")

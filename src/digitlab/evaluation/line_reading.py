@@ -8,17 +8,24 @@ Characters are matched by a minimum edit-distance alignment of the read text to 
 `mark_recall` = true non-digit marks aligned to "?" / true marks; `cer` = edits / true characters;
 `exact` = lines read exactly (a line of noise is read exactly when nothing is read).
 `span_hit` = aligned correct characters whose span centre lies inside the true ink extent.
+
+`calibrate_reader` fits the temperature of the reader's character probabilities on held-out lines
+(Guo et al. 2017's temperature scaling, on each character's peak frame) and the threshold under
+which a digit is refused as unsure.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
 
 from digitlab.inference.ctc import DecodedChar, read_lines
-from digitlab.synth.lines import LineBatch, labels_to_text
+from digitlab.synth.lines import ALPHABET, LineBatch, condition_set, labels_to_text
 
 NONDIGIT_CHAR = "?"
 
@@ -115,3 +122,148 @@ def evaluate_reader(model: nn.Module, batch: LineBatch, *, batch_size: int = 64)
     """`score_lines` of `model` (a LineReader) reading the lines of `batch` against their truth."""
     reads = read_lines(model, batch.images, batch_size=batch_size)
     return score_lines([labels_to_text(lab) for lab in batch.labels], reads, batch.spans, batch.kinds)
+
+
+# -- calibration of the reader's character probabilities ----------------------------------------
+
+TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 241))  # the grid searched (log-spaced, 1.5% apart)
+ECE_BINS = 15
+KEEP_CORRECT = 0.99  # reject_below keeps this share of the held-out digits read correctly
+
+
+@dataclass(frozen=True)
+class ReaderCalibration:
+    """A temperature for the reader's frame log-probabilities and what it does on held-out lines."""
+
+    temperature: float
+    ece_before: float  # of the characters' peak probabilities against being right, at T = 1
+    ece_after: float  # ... at `temperature`
+    reject_below: float  # calibrated probability under which a digit is refused as unsure
+    chars: int  # characters read in the held-out lines
+
+
+def char_confidences(log_probs: Sequence[np.ndarray], truths: Sequence[str]) -> tuple[np.ndarray, np.ndarray,
+                                                                                        np.ndarray]:
+    """For every character read (best path) from lines' log-probabilities (T_i, C) at T = 1:
+    (its peak frame's log-probabilities (N, C), its class (N,), whether it is right (N,) by alignment)."""
+    rows, classes, right = [], [], []
+    for lp, truth in zip(log_probs, truths, strict=True):
+        if len(lp) == 0:
+            continue
+        best = lp.argmax(1)
+        starts = np.flatnonzero(np.diff(best, prepend=-1))
+        ends = np.append(starts[1:], len(best))
+        runs = [(s, e, int(best[s])) for s, e in zip(starts.tolist(), ends.tolist(), strict=True) if best[s] != 0]
+        text = "".join(ALPHABET[c - 1] for _, _, c in runs)
+        ok = np.zeros(len(runs), bool)
+        for i, j in align(truth, text):
+            ok[j] = truth[i] == text[j]
+        for (s, e, c), good in zip(runs, ok.tolist(), strict=True):
+            rows.append(lp[s + int(lp[s:e, c].argmax())])
+            classes.append(c)
+            right.append(good)
+    width = log_probs[0].shape[1] if log_probs else 0
+    return (np.array(rows, np.float64).reshape(-1, width), np.array(classes, np.int64), np.array(right, bool))
+
+
+def binary_ece(confidence: np.ndarray, right: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """Expected calibration error of confidences in [0, 1] against outcomes: equal-width bins, weighted by size."""
+    if confidence.size == 0:
+        return 0.0
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    total = np.bincount(bins, minlength=n_bins)
+    gap = np.abs(np.bincount(bins, confidence, n_bins) - np.bincount(bins, right.astype(np.float64), n_bins))
+    return float(gap.sum() / confidence.size) if total.sum() else 0.0
+
+
+def _peak_probability(rows: np.ndarray, classes: np.ndarray, t: float) -> np.ndarray:
+    z = rows / t
+    z = z - z.max(1, keepdims=True)
+    return np.exp(z[np.arange(len(z)), classes]) / np.exp(z).sum(1)
+
+
+def calibrate_reader(log_probs: Sequence[np.ndarray], truths: Sequence[str]) -> ReaderCalibration:
+    """The temperature minimising the log-loss of "this character is right" over held-out lines (a grid over
+    TEMPERATURES: one parameter, so a grid is exact enough and needs no solver), its ECE before and after,
+    and the digit threshold keeping KEEP_CORRECT of the right digits. Nothing read: temperature 1, no threshold."""
+    rows, classes, right = char_confidences(log_probs, truths)
+    if rows.size == 0:  # an untrained reader reads nothing: nothing to calibrate (temperature 1)
+        return ReaderCalibration(1.0, 0.0, 0.0, 0.0, 0)
+    eps = 1e-12
+    losses = []
+    for t in TEMPERATURES:
+        p = np.clip(_peak_probability(rows, classes, float(t)), eps, 1 - eps)
+        losses.append(-np.mean(np.where(right, np.log(p), np.log1p(-p))))
+    t_best = float(TEMPERATURES[int(np.argmin(losses))])
+    before, after = _peak_probability(rows, classes, 1.0), _peak_probability(rows, classes, t_best)
+    digit_right = right & (classes < len(ALPHABET))  # ALPHABET[-1] is the not-a-digit symbol
+    threshold = float(np.quantile(after[digit_right], 1 - KEEP_CORRECT)) if digit_right.any() else 0.0
+    return ReaderCalibration(t_best, binary_ece(before, right), binary_ece(after, right), threshold, len(rows))
+
+
+# -- a saved reader measured and calibrated: what `digitlab evaluate READER` and the recipe run -------
+
+EVAL_CONDITIONS = ("spaced", "touching", "overlapping", "broken", "mixed_nondigit", "noise_only", "noisy")
+EVAL_SEED, CALIBRATION_SEED, PAGE_SEED = 1000, 2000, 3000  # held-out sets: MNIST test digits, held-out marks
+
+
+def evaluate_reader_folder(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray, *, eval_lines: int = 400,
+                           calibration_lines: int = 1000, page: bool = True) -> dict[str, Any]:
+    """Calibrate the reader saved in `folder` and measure it; writes the calibration and the figures into its
+    reader.json (read by `digitlab.inference.reader.Reader`) and report.json. Returns the report.
+
+    On lines made from `x_test` / `y_test` (MNIST's test split) and held-out non-digit kinds and fonts:
+    temperature and unsure threshold on `calibration_lines` lines of the "train" mix (seed
+    CALIBRATION_SEED); per condition of EVAL_CONDITIONS, `eval_lines` lines (seeds EVAL_SEED + k);
+    with `page`, a page of 1,200 digits in 40 lines (`digitlab.synth.pages`) and the noise pages.
+    """
+    from digitlab._io import atomic_write_json
+    from digitlab.inference.reader import Reader
+    from digitlab.models.reader import META, load_reader
+
+    folder = Path(folder)
+    model = load_reader(folder)
+    meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    for key in ("calibration", "reject_below"):
+        meta.pop(key, None)
+    raw = Reader(model, meta, folder)  # temperature 1: what calibration starts from
+    held = condition_set("train", calibration_lines, seed=CALIBRATION_SEED, digits=x_test, labels=y_test)
+    cal = calibrate_reader(raw.log_probs(held.images), held.texts)
+    meta["calibration"] = {"temperature": cal.temperature, "ece_before": cal.ece_before, "ece_after": cal.ece_after,
+                           "chars": cal.chars, "lines": calibration_lines, "seed": CALIBRATION_SEED}
+    meta["reject_below"] = cal.reject_below
+    report: dict[str, Any] = {"calibration": meta["calibration"], "reject_below": cal.reject_below,
+                              "conditions": {}}
+    for k, name in enumerate(EVAL_CONDITIONS):
+        lines = condition_set(name, eval_lines, seed=EVAL_SEED + k, digits=x_test, labels=y_test)
+        report["conditions"][name] = evaluate_reader(model, lines)
+    if page:
+        report["pages"] = _pages(Reader(model, meta, folder), x_test, y_test)
+    meta["metrics"] = report
+    atomic_write_json(folder / META, meta)
+    atomic_write_json(folder / "report.json", report)
+    return report
+
+
+def _pages(reader: Any, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, Any]:
+    """A page of 1,200 test digits (40 lines of 30) and the noise pages, read whole: digits right, lines, time."""
+    import time
+
+    from digitlab.inference.reading import read
+    from digitlab.synth.pages import NOISE_KINDS, digit_page, noise_page
+
+    page, text = digit_page(x_test, y_test, np.random.default_rng(PAGE_SEED))
+    start = time.perf_counter()
+    got = read(reader, page).text
+    seconds = time.perf_counter() - start
+    truths, reads = text.split("\n"), got.split("\n")
+    right = sum(len(align(t, r)) - sum(t[i] != r[j] for i, j in align(t, r))
+                for t, r in zip(truths, reads, strict=False)) if len(reads) == len(truths) else 0
+    out: dict[str, Any] = {"digit_page": {"digits": len(text.replace("\n", "")), "digits_right": right,
+                                          "lines": len(truths), "lines_read": len(reads),
+                                          "lines_exact": sum(a == b for a, b in zip(truths, reads, strict=False)),
+                                          "seconds": round(seconds, 2)}}
+    for kind in NOISE_KINDS:
+        out[f"noise_{kind}"] = {"digits_read": len(read(reader, noise_page(kind, np.random.default_rng(PAGE_SEED)))
+                                                   .text.replace("\n", ""))}
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -34,6 +35,8 @@ from digitlab.layout import BACKENDS, RunFiles, to_model_input
 
 if TYPE_CHECKING:
     import torch
+
+    from digitlab.inference.reader import Reader
 
 log = logging.getLogger("digitlab.inference")
 
@@ -78,6 +81,7 @@ class Predictor:
         model: torch.nn.Module | None = None,
         session: _Session | None = None,
         batch_size: int = 1024,
+        reader: str | os.PathLike[str] | None = None,
     ) -> None:
         if (model is None) == (session is None):
             raise DigitlabError("Predictor needs exactly one of a torch model and an ONNX Runtime session")
@@ -94,6 +98,9 @@ class Predictor:
         self.model_id = f"{meta['model']['name']}-{weights_sha256(meta, run_dir)[:12]}"
         self._model = model
         self._session = session
+        self._reader_path = reader
+        self._reader: Reader | None = None
+        self._reader_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -103,6 +110,7 @@ class Predictor:
         *,
         batch_size: int = 1024,
         num_threads: int | None = None,
+        reader: str | os.PathLike[str] | None = None,
     ) -> Predictor:
         """Load the checkpoint at `path` (run directory, `model.json` or `model.safetensors`), or with
         no path the bundled default MNIST model (`digitlab.pretrained`).
@@ -113,7 +121,8 @@ class Predictor:
         `digitlab export --int8`; it must match the weights); "auto" (int8 when that file is
         there and up to date, else onnx when onnxruntime is installed and the export works, else
         torch). `num_threads`: intra-op threads (default: the library's own choice); for torch
-        this sets the process-wide `torch.set_num_threads`.
+        this sets the process-wide `torch.set_num_threads`. `reader`: the folder of the line reader
+        behind `read` (default: the bundled one, loaded on the first `read`).
         """
         from digitlab.checkpoints import load_checkpoint
 
@@ -125,7 +134,7 @@ class Predictor:
             path = bundled_model()
         ckpt = load_checkpoint(path)
         meta, run_dir = ckpt.meta, Path(ckpt.run_dir)
-        make: dict[str, Any] = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir}
+        make: dict[str, Any] = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir, "reader": reader}
         onnx_ok = backend in ("onnx", "int8") or (backend == "auto" and _onnxruntime_available())
         if backend == "int8" or (onnx_ok and backend == "auto" and RunFiles(run_dir).int8_onnx.is_file()):
             try:
@@ -206,10 +215,21 @@ class Predictor:
         return self._from_pictures([self.preprocessed(im) for im in images], top_k, reject_threshold)
 
     def read(self, image: ImageInput, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Reading:
-        """Every digit in one picture, as text (lines joined by "\\n") and per-digit boxes: see `reading.read`."""
+        """Every digit in one picture, as text (lines joined by "\\n") and per-digit boxes, read by the line
+        reader (`self.reader`): see `digitlab.inference.reading.read`."""
         from digitlab.inference.reading import read
 
-        return read(self, image, name=name, max_pixels=max_pixels)
+        return read(self.reader, image, name=name, max_pixels=max_pixels)
+
+    @property
+    def reader(self) -> Reader:
+        """The line reader behind `read`: the one given to `load(reader=...)`, else the bundled one (loaded once)."""
+        with self._reader_lock:
+            if self._reader is None:
+                from digitlab.inference.reader import Reader
+
+                self._reader = Reader.load(self._reader_path)
+            return self._reader
 
     def _from_pictures(self, done: list[Preprocessed], top_k: int, reject_threshold: float | None) -> list[Prediction]:
         if not done:

@@ -19,16 +19,22 @@ its own entry in that contract first. Until then `reader_config` + `training.lin
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from digitlab.errors import DigitlabError
 from digitlab.models.layers import Normalize
 from digitlab.synth.lines import LINE_HEIGHT, NUM_CLASSES
 
+WEIGHTS, META = "reader.safetensors", "reader.json"  # a reader's files in its folder
 INK_MEAN, INK_STD = 0.08, 0.24  # over synthetic training lines (mostly black between characters)
 HEIGHT_POOLS = 4  # the height halves four times: 32 -> 2, then a (2, 1) conv collapses it
 
@@ -117,3 +123,39 @@ def reader_config(model: LineReader) -> dict[str, Any]:
 def weight_bytes(model: nn.Module) -> int:
     """Bytes of `model`'s parameters and buffers as float32 (the size of its weights file, roughly)."""
     return 4 * sum(t.numel() for t in [*model.parameters(), *model.buffers()] if t.is_floating_point())
+
+
+def save_reader(run_dir: str | Path, model: LineReader, *, extra: dict[str, Any] | None = None) -> Path:
+    """Write `model` to `run_dir`: reader.safetensors (weights) and reader.json (its config, plus `extra`'s keys).
+
+    Returns `run_dir`. `load_reader(run_dir)` rebuilds the model from the config and loads the weights.
+    """
+    clash = sorted({"format", "model"} & set(extra or {}))
+    if clash:
+        raise DigitlabError(f"save_reader: extra keys {clash} are reserved for the file's own fields; rename them")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, run_dir / WEIGHTS)
+    meta = {"format": 1, "model": {"name": "line_reader", "config": reader_config(model)}, **(extra or {})}
+    (run_dir / META).write_text(json.dumps(meta, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    return run_dir
+
+
+def load_reader(run_dir: str | Path) -> LineReader:
+    """The LineReader saved by `save_reader` in `run_dir`, in eval mode."""
+    run_dir = Path(run_dir)
+    if not (run_dir / META).is_file() or not (run_dir / WEIGHTS).is_file():
+        raise DigitlabError(f"{run_dir} holds no line reader ({META} and {WEIGHTS}); train one with "
+                            "digitlab.training.line_reader.fit_reader and save it with save_reader")
+    model = LineReader(**json.loads((run_dir / META).read_text(encoding="utf-8"))["model"]["config"])
+    model.load_state_dict(load_file(run_dir / WEIGHTS))
+    return model.eval()
+
+
+def _jsonable(value: Any) -> Any:
+    """json.dumps' fallback: dataclasses as dicts, NumPy scalars as numbers."""
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-able")

@@ -32,6 +32,18 @@ def bundled_model(dataset: str = DEFAULT) -> Path:
     return folder
 
 
+READER = HERE / "reader"  # the bundled line reader behind `read` (reader.json, reader.safetensors, MODEL_CARD.md)
+READER_FILES = ("reader.json", "reader.safetensors", "MODEL_CARD.md")
+
+
+def bundled_reader() -> Path:
+    """The folder of the bundled line reader (`digitlab.inference.reader.Reader.load()` reads it)."""
+    if not (READER / "reader.json").is_file():
+        raise DigitlabError(f"the bundled line reader is missing from {READER}: this installation was built "
+                            "without it. Regenerate it with `make default-model`, or pass a reader folder")
+    return READER
+
+
 def available() -> list[str]:
     """The datasets whose bundled model is present in this installation."""
     return [name for name, folder in BUNDLED.items() if (HERE / folder / "model.json").is_file()]

@@ -149,8 +149,8 @@ def create_app(
     `Authorization: Bearer <token>` on /api/*; `rate_limit` allows each client that many /api/
     requests per second (bursts of max(1, rate_limit)); at most `max_decodes` image decodes run at
     once (default: the CPU count) with `decode_queue` more waiting (default: 16 per decoder), each
-    at most `decode_wait_s`, the rest 503; an /api/ request still running after `deadline_s`
-    seconds is answered 504.
+    at most `decode_wait_s` (default: as long as the deadline), the rest 503; an /api/ request still
+    running after `deadline_s` seconds is answered 504.
     Raises DigitlabError if a model cannot be loaded or a limit is not positive.
     """
     max_decodes = max_decodes if max_decodes is not None else (os.cpu_count() or 1)

@@ -3,7 +3,9 @@
 - `DecodePool`: image decoding and preprocessing (uploads, base64 images, large JSON bodies) run
   on at most `workers` threads of their own; `queue` more requests may wait for one, each at most
   `wait_s`; beyond that the answer is a 503 `busy` with `Retry-After`. JSON pixels never enter it,
-  so they are answered while uploads queue.
+  so they are answered while uploads queue. By default a queued request waits as long as its
+  deadline allows (reading a page takes a second or two; a short wait would refuse readers the
+  service could still answer in time).
 - `DeadlineMiddleware`: an `/api/*` request still running after `deadline_s` (reading a slow body,
   waiting for the pool, decoding) is cancelled and answered 504 `deadline_exceeded`, with
   `Connection: close` so a half-sent body does not keep the connection.
@@ -37,7 +39,8 @@ log = logging.getLogger("digitlab.serving")
 
 DEFAULT_DEADLINE_S = 10.0  # a digit photo decodes in milliseconds; ten seconds is a stuck or trickling client
 DECODE_QUEUE_PER_WORKER = 16  # default queue: bursts of uploads wait (briefly) instead of being refused
-DECODE_WAIT_S = 1.0  # longest wait for a decoder before 503: the queue never holds a request for long
+DECODE_WAIT_S = DEFAULT_DEADLINE_S  # a queued request waits for a decoder as long as its deadline allows: eight
+# clients reading pages at once on two cores all get their answers, in turn (a 1 s wait turned six of them away)
 MAX_CLIENTS = 10_000  # rate-limit buckets kept (least recently seen dropped first): bounded memory
 
 

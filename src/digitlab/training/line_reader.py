@@ -3,7 +3,7 @@
     synth = LineSynth(ds.x_train, ds.y_train, nondigit_split="train")
     fit = fit_reader(LineReader(), synth, ReaderTrainConfig(steps=3000))
     fit.model, fit.losses, fit.seconds
-    save_reader("runs/reader-proto", fit.model, extra={"metrics": ...})
+    save_reader("runs/reader-proto", fit.model, extra={"metrics": ...})   # digitlab.models.reader
 
 Every step draws a fresh batch of lines (`LineSynth.make`, ~0.5 ms a line on one core), pads it
 to its widest line and minimises CTC (Graves et al. 2006; blank 0, zero_infinity so the rare line
@@ -12,24 +12,22 @@ too short for its labels is skipped rather than a NaN) with AdamW under a one-cy
 """
 from __future__ import annotations
 
-import json
+import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from digitlab.errors import DigitlabError
 from digitlab.inference.ctc import pad_lines
-from digitlab.models.reader import LineReader, reader_config
+from digitlab.models.reader import META, WEIGHTS, LineReader, load_reader, save_reader
 from digitlab.synth.lines import BLANK, LineBatch, LineSynth
 
-WEIGHTS, META = "reader.safetensors", "reader.json"  # the prototype's files in its run directory
 POOL_BATCHES = 16  # batches made at once and sorted by width: similar widths share a batch, padding shrinks
 PLAN_AFTER = 40  # steps timed before deciding how many fit in max_seconds (the first few are slower)
 
@@ -145,37 +143,90 @@ def fit_reader(model: LineReader, synth: LineSynth, config: ReaderTrainConfig, *
     return fit
 
 
-def save_reader(run_dir: str | Path, model: LineReader, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write `model` to `run_dir`: reader.safetensors (weights) and reader.json (its config, plus `extra`'s keys).
 
-    Returns `run_dir`. `load_reader(run_dir)` rebuilds the model from the config and loads the weights.
+
+# -- the reader recipe: stages, evaluation, calibration ---------------------------------------------
+
+@dataclass(frozen=True)
+class ReaderStage:
+    """One stage of the reader recipe: a model shape and a one-cycle run, warm-started from the stage before."""
+
+    steps: int
+    lr: float
+    seed: int
+    lstm: int = 0  # BiLSTM units per direction (0: conv-only)
+
+
+@dataclass(frozen=True)
+class ReaderRecipe:
+    """`digitlab train --recipe reader`: the stages that made the bundled reader, and how it is measured."""
+
+    stages: tuple[ReaderStage, ...]
+    batch_size: int = 32
+    eval_lines: int = 400  # held-out lines per condition
+    calibration_lines: int = 1000  # held-out "train"-style lines the temperature is fitted on
+
+
+def warm_start(model: LineReader, source: LineReader) -> int:
+    """Copy into `model` every weight of `source` with the same name and shape; the number of tensors copied."""
+    own = model.state_dict()
+    same = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(same, strict=False)
+    return len(same)
+
+
+def run_stages(recipe: ReaderRecipe, synth: LineSynth, *,
+               on_log: Callable[[int, int, float], None] | None = None,
+               max_seconds: float | None = None) -> tuple[LineReader, list[ReaderFit]]:
+    """Train the recipe's stages in turn; (the last stage's model, each stage's ReaderFit).
+
+    on_log(stage, step, loss); `max_seconds` is split between the stages in proportion to their steps.
     """
-    clash = sorted({"format", "model"} & set(extra or {}))
-    if clash:
-        raise DigitlabError(f"save_reader: extra keys {clash} are reserved for the file's own fields; rename them")
+    model: LineReader | None = None
+    fits = []
+    total = sum(s.steps for s in recipe.stages)
+    for k, stage in enumerate(recipe.stages):
+        nxt = LineReader(lstm=stage.lstm)
+        if model is not None:
+            warm_start(nxt, model)
+        config = ReaderTrainConfig(steps=stage.steps, batch_size=recipe.batch_size, lr=stage.lr, seed=stage.seed,
+                                   max_seconds=None if max_seconds is None else max_seconds * stage.steps / total)
+        log = None if on_log is None else (lambda step, loss, k=k: on_log(k, step, loss))
+        fits.append(fit_reader(nxt, synth, config, on_log=log))
+        model = nxt
+    assert model is not None
+    return model, fits
+
+
+READER_RECIPE_NAME = "reader"
+# The stages that made the bundled reader (docs/reading.md): conv-only, 4,031 steps at peak 3e-3, then
+# continued from those weights for more steps at peak 2e-3 with fresh lines (a warm restart).
+READER_RECIPE = ReaderRecipe(stages=(ReaderStage(steps=4031, lr=3e-3, seed=0),
+                                     ReaderStage(steps=8000, lr=2e-3, seed=3)))
+
+
+def train_reader_run(run_dir: str | os.PathLike[str], x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
+                     y_test: np.ndarray, recipe: ReaderRecipe = READER_RECIPE, *,
+                     on_log: Callable[[int, int, float], None] | None = None, eval_lines: int | None = None,
+                     calibration_lines: int | None = None, page: bool = True) -> dict[str, Any]:
+    """`digitlab train --recipe reader`: train the stages on lines of (x_train, y_train), save the reader in
+    `run_dir`, then calibrate and measure it on lines of the test digits (`evaluate_reader_folder`).
+
+    Returns the evaluation report; the folder then holds reader.safetensors, reader.json (config,
+    recipe, training, calibration, figures) and report.json, ready for `Reader.load(run_dir)`.
+    """
+    from digitlab.evaluation.line_reading import evaluate_reader_folder
+
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, run_dir / WEIGHTS)
-    meta = {"format": 1, "model": {"name": "line_reader", "config": reader_config(model)}, **(extra or {})}
-    (run_dir / META).write_text(json.dumps(meta, indent=2, default=_jsonable) + "\n", encoding="utf-8")
-    return run_dir
+    synth = LineSynth(x_train, y_train, nondigit_split="train")
+    model, fits = run_stages(recipe, synth, on_log=on_log)
+    training = [{"steps": f.stopped_at or stage.steps, "seconds": round(f.seconds, 1), "lines": f.lines,
+                 "final_loss": f.losses[-1][1] if f.losses else None, "lstm": stage.lstm, "lr": stage.lr,
+                 "seed": stage.seed} for f, stage in zip(fits, recipe.stages, strict=True)]
+    save_reader(run_dir, model, extra={"recipe": READER_RECIPE_NAME, "stages": training})
+    return evaluate_reader_folder(run_dir, x_test, y_test, eval_lines=eval_lines or recipe.eval_lines,
+                                  calibration_lines=calibration_lines or recipe.calibration_lines, page=page)
 
 
-def load_reader(run_dir: str | Path) -> LineReader:
-    """The LineReader saved by `save_reader` in `run_dir`, in eval mode."""
-    run_dir = Path(run_dir)
-    if not (run_dir / META).is_file() or not (run_dir / WEIGHTS).is_file():
-        raise DigitlabError(f"{run_dir} holds no line reader ({META} and {WEIGHTS}); train one with "
-                            "digitlab.training.line_reader.fit_reader and save it with save_reader")
-    model = LineReader(**json.loads((run_dir / META).read_text(encoding="utf-8"))["model"]["config"])
-    model.load_state_dict(load_file(run_dir / WEIGHTS))
-    return model.eval()
-
-
-def _jsonable(value: Any) -> Any:
-    """json.dumps' fallback: dataclasses as dicts, NumPy scalars as numbers."""
-    if hasattr(value, "__dataclass_fields__"):
-        return asdict(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON-able")
+__all__ = ["META", "WEIGHTS", "ReaderFit", "ReaderRecipe", "ReaderStage", "ReaderTrainConfig", "ctc_batch",
+           "fit_reader", "load_reader", "run_stages", "save_reader", "train_reader_run", "warm_start"]
