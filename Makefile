@@ -5,10 +5,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
-# Fashion-MNIST's system files, a real browser, and the fonts the realistic image sets and the
-# reader's synthetic lines render (handwriting fonts for non-digit marks).
+# Fashion-MNIST's system files, a real browser, the fonts the realistic image sets and the
+# reader's synthetic lines render (handwriting fonts for non-digit marks), and Tesseract (a peer OCR
+# engine of `make bench-realistic PEERS=tesseract`; its tests skip without it, like the browser's).
 APT_PACKAGES := dataset-fashion-mnist chromium chromium-driver fonts-dejavu fonts-liberation fonts-freefont-ttf \
-  fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-humor-sans fonts-klee
+  fonts-dkg-handwriting fonts-breip fonts-femkeklaver fonts-humor-sans fonts-klee tesseract-ocr
 
 .PHONY: demo test test-slow test-ci-slow install system-deps bench bench-realistic lint default-model clean
 
@@ -54,9 +55,11 @@ bench: install
 	$(PY) -m benchmarks.run
 
 # Accuracy per condition on the realistic synthetic sets (phone photos, numbers, canvases, print,
-# non-digits) of the bundled model, or of RUN=path/to/run.
+# non-digits) of the bundled model, or of RUN=path/to/run. PEERS=tesseract,rapidocr: other OCR
+# engines read the same digit and number pictures (needs `make system-deps` and `pip install -e '.[peers]'`).
+PEERS ?=
 bench-realistic: install
-	$(PY) -m benchmarks.realistic $(RUN)
+	$(PY) -m benchmarks.realistic $(RUN) $(if $(PEERS),--peers $(PEERS))
 
 # ruff (lint + import order) and mypy, configured in pyproject.toml.
 lint: install
@@ -73,6 +76,8 @@ default-model: install system-deps
 	$(PY) -m digitlab.pretrained.build $(DEFAULT_RUNS)/mnist --dataset mnist --realistic $(DEFAULT_RUNS)/mnist/realistic/results.json
 	$(VENV)/bin/digitlab train --recipe fashion-default --run-dir $(DEFAULT_RUNS)/fashion-mnist --overwrite --verbose 2
 	$(PY) -m digitlab.pretrained.build $(DEFAULT_RUNS)/fashion-mnist --dataset fashion-mnist
+	$(VENV)/bin/digitlab train --recipe reader --run-dir $(DEFAULT_RUNS)/reader --overwrite
+	$(PY) -m digitlab.pretrained.build $(DEFAULT_RUNS)/reader --dataset reader
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

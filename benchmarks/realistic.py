@@ -10,6 +10,8 @@ shapes) and runs a model on it through the public API only:
 Per condition it reports accuracy (digits: label right and not rejected; numbers: the exact
 string; non-digits: rejected), the share rejected (digits: false rejections; non-digits: correct
 rejections; numbers: rejected pieces), character accuracy for numbers, and the time per image.
+--peers tesseract,rapidocr also has other OCR engines (`benchmarks.peers`, optional) read the same
+digit and number pictures: one accuracy column per engine (its digits must be the whole truth).
 Non-digit conditions use the held-out split by default (shapes, fonts and symbols the detector
 never trained on). Writes results.json and results.md to --out and prints the table.
 Exit code 0 when every condition ran, 1 when one failed (its error is in the results).
@@ -22,10 +24,13 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.peers import PEERS, Peer, PeerUnavailable, make_peers
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "realistic"
@@ -74,12 +79,35 @@ def score_sample(kind: str, sample: Any, answer: Any) -> dict[str, Any]:
             "label": int(answer.label), "probability": float(answer.probability), "reason": answer.reason}
 
 
+def peer_correct(kind: str, sample: Any, text: str) -> bool:
+    """Whether a peer's text is the sample's truth: the whole number (lines and all), or the single digit."""
+    return text == (sample.text if kind == "number" else str(sample.label))
+
+
+def evaluate_peers(peers: Sequence[Peer], kind: str, samples: list[Any]) -> dict[str, dict[str, float]]:
+    """Every peer reads every sample's picture: {peer name: {"accuracy", "ms_mean"}}."""
+    out = {}
+    for peer in peers:
+        right, times = [], []
+        for s in samples:
+            t = time.perf_counter()
+            text = peer.read(s.image)
+            times.append(time.perf_counter() - t)
+            right.append(peer_correct(kind, s, text))
+        out[peer.name] = {"accuracy": float(np.mean(right)) if right else 0.0,
+                          "ms_mean": 1000 * float(np.mean(times)) if times else 0.0}
+    return out
+
+
 def evaluate_condition(predictor: Any, name: str, n: int, *, seed: int, mnist_test: tuple[np.ndarray, np.ndarray],
                        split: str = "heldout", max_side: int | None = None,
-                       sheets: Path | None = None) -> dict[str, Any]:
-    """Build `name`'s set of `n` and run `predictor` on every sample; the condition's metrics as a dict.
+                       sheets: Path | None = None, peers: Sequence[Peer] = ()) -> dict[str, Any]:
+    """Build `name`'s set of `n` and run `predictor` (and `peers`, on digits and numbers) on every sample.
 
-    Raises AttributeError naming the method when the predictor lacks the one the condition needs.
+    Returns the condition's metrics as a dict, with "peers" ({name: {accuracy, ms_mean}}) when peers
+    are given and the condition is of digits or numbers. Peers read `sample.image`, the decoded
+    picture (upright for photo_exif). Raises AttributeError naming the method when the predictor
+    lacks the one the condition needs.
     """
     from digitlab.synth import build_set, get_condition, save_sheet
 
@@ -99,7 +127,10 @@ def evaluate_condition(predictor: Any, name: str, n: int, *, seed: int, mnist_te
         answer = method(feed)
         times.append(time.perf_counter() - t)
         outcomes.append({"index": s.params["index"], **score_sample(cond.kind, s, answer)})
-    return summarise(cond.kind, name, outcomes, times, generate, samples)
+    result = summarise(cond.kind, name, outcomes, times, generate, samples)
+    if peers and cond.kind in ("digit", "number"):
+        result["peers"] = evaluate_peers(peers, cond.kind, samples)
+    return result
 
 
 def summarise(kind: str, name: str, outcomes: list[dict[str, Any]], times: list[float], generate: float,
@@ -122,7 +153,8 @@ def summarise(kind: str, name: str, outcomes: list[dict[str, Any]], times: list[
 
 
 def run(predictor: Any, names: list[str], *, n: int | None, seed: int, mnist_test: tuple[np.ndarray, np.ndarray],
-        split: str, max_side: int | None, sheets: Path | None, log: Any = None) -> list[dict[str, Any]]:
+        split: str, max_side: int | None, sheets: Path | None, log: Any = None,
+        peers: Sequence[Peer] = ()) -> list[dict[str, Any]]:
     """Every condition of `names` in turn; a condition that fails is recorded with its error, the rest go on."""
     from digitlab.synth import get_condition
 
@@ -134,12 +166,12 @@ def run(predictor: Any, names: list[str], *, n: int | None, seed: int, mnist_tes
             count = min(count, LARGE_N)
         try:
             res = evaluate_condition(predictor, name, count, seed=seed, mnist_test=mnist_test, split=split,
-                                     max_side=max_side, sheets=sheets)
+                                     max_side=max_side, sheets=sheets, peers=peers)
         except Exception as exc:  # noqa: BLE001 - one condition's failure must not hide the others
             res = {"condition": name, "kind": cond.kind, "n": 0, "error": f"{type(exc).__name__}: {exc}"}
         results.append(res)
         if log is not None:
-            log(format_row(res))
+            log(format_row(res, [p.name for p in peers]))
     return results
 
 
@@ -147,21 +179,34 @@ HEADER = ("| condition | kind | n | accuracy | rejected | chars | ms/img | p95 m
           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
+def header(peer_names: Sequence[str] = ()) -> str:
+    """The table's header: HEADER, with one accuracy column per peer after digitlab's when peers are given."""
+    if not peer_names:
+        return HEADER
+    names = "".join(f" {p} |" for p in peer_names)
+    return (f"| condition | kind | n | accuracy |{names} rejected | chars | ms/img | p95 ms | MP | gen ms |\n"
+            f"|---|---|---:|---:|{'---:|' * len(peer_names)}---:|---:|---:|---:|---:|---:|")
+
+
 def _pct(v: float | None) -> str:
     return "" if v is None else f"{100 * v:.1f}%"
 
 
-def format_row(r: dict[str, Any]) -> str:
-    """One markdown table row of a condition's result."""
+def format_row(r: dict[str, Any], peer_names: Sequence[str] = ()) -> str:
+    """One markdown table row of a condition's result (with its peers' accuracies when `peer_names`)."""
+    blanks = " |" * len(peer_names)
     if "error" in r:
-        return f"| {r['condition']} | {r['kind']} | 0 | error: {r['error'][:80]} | | | | | | |"
-    return (f"| {r['condition']} | {r['kind']} | {r['n']} | {_pct(r['accuracy'])} | {_pct(r['rejected'])} | "
+        return f"| {r['condition']} | {r['kind']} | 0 | error: {r['error'][:80]} |{blanks} | | | | | |"
+    peers = "".join(f" {_pct(r['peers'][p]['accuracy'])} |" if p in r.get("peers", {}) else " |"
+                    for p in peer_names)
+    return (f"| {r['condition']} | {r['kind']} | {r['n']} | {_pct(r['accuracy'])} |{peers} {_pct(r['rejected'])} | "
             f"{_pct(r.get('char_accuracy'))} | {r['ms_mean']:.1f} | {r['ms_p95']:.1f} | "
             f"{r['megapixels_median']:.2f} | {r['generate_ms_per_sample']:.0f} |")
 
 
 def report_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """results.md: how it was run, what each column means, and the table."""
+    peer_names = meta.get("peers", [])
     lines = [
         "# Realistic images: per-condition results", "",
         f"Model: `{meta['model']}` ({meta['backend']}); seed {meta['seed']}; non-digit split `{meta['split']}`; "
@@ -170,7 +215,10 @@ def report_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "rejected: digits, false rejections; non-digits, correct rejections; numbers, share of pieces rejected. "
         "chars: numbers, 1 - edit distance / length. ms/img: the predictor's call; MP: median image size; "
         "gen ms: generating one sample.", "",
-        HEADER, *[format_row(r) for r in results], "",
+        *([f"Peers ({', '.join(peer_names)}; `benchmarks/peers.py`): the same digit and number pictures read by "
+           "other OCR engines, one accuracy column each (the digits they read must be the whole truth); "
+           "their times are in results.json.", ""] if peer_names else []),
+        header(peer_names), *[format_row(r, peer_names) for r in results], "",
     ]
     return "\n".join(lines)
 
@@ -188,7 +236,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sheets", type=Path, default=None, help="also save a contact sheet per condition here")
     p.add_argument("--backend", default="auto", help="Predictor backend (default: auto)")
     p.add_argument("--data-dir", default=None, help="MNIST folder (default: DIGITLAB_DATA_DIR or the shared copy)")
+    p.add_argument("--peers", type=_peer_names, default=[], help="comma-separated other OCR engines that read the "
+                   f"same digit and number pictures: {', '.join(PEERS)} (default: none; see benchmarks/peers.py)")
     return p.parse_args(argv)
+
+
+def _peer_names(text: str) -> list[str]:
+    """--peers: the names, each one of PEERS (argparse reports the error)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PEERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown peer {', '.join(map(repr, unknown))}; known peers: "
+                                         f"{', '.join(PEERS)}")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     from digitlab.synth import condition_names
 
     names = args.conditions.split(",") if args.conditions else condition_names()
+    try:
+        peers = make_peers(args.peers)  # before the long part
+    except PeerUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     predictor = Predictor.load(args.model, backend=args.backend)  # no model: the bundled one
     missing = sorted({METHODS[k] for k in METHODS if not hasattr(predictor, METHODS[k])})
     if missing:
@@ -208,14 +273,17 @@ def main(argv: list[str] | None = None) -> int:
     mnist = load_mnist_test(args.data_dir)
     if args.sheets:
         args.sheets.mkdir(parents=True, exist_ok=True)
-    print(HEADER, flush=True)
+    print(header(args.peers), flush=True)
     results = run(predictor, names, n=args.n, seed=args.seed, mnist_test=mnist, split=args.split,
-                  max_side=args.max_side, sheets=args.sheets, log=lambda row: print(row, flush=True))
+                  max_side=args.max_side, sheets=args.sheets, log=lambda row: print(row, flush=True), peers=peers)
     meta = {"model": getattr(predictor, "model_id", "?"), "backend": getattr(predictor, "backend", "?"),
             "seed": args.seed, "split": args.split, "n": args.n, "max_side": args.max_side,
             "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": " ".join(["python -m benchmarks.realistic", *(argv if argv is not None else sys.argv[1:])]),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
+    if peers:
+        meta["peers"] = args.peers
+        meta["peer_versions"] = {p.name: p.version() for p in peers}
     atomic_write_json(args.out / "results.json", {"meta": meta, "conditions": results})
     atomic_write_text(args.out / "results.md", report_markdown(results, meta))
     print(f"wrote {args.out / 'results.json'} and results.md", file=sys.stderr)
