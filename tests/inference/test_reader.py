@@ -116,3 +116,17 @@ def test_cli_read_annotate_draws_boxes(mnist, tmp_path, capsys):
     assert drawn.shape[:2] == page.shape
     green = (drawn[..., 1] > 120) & (drawn[..., 0] < 80) & (drawn[..., 2] < 80)
     assert green.sum() > 100  # boxes drawn around the digits read
+
+
+def test_onnx_runtime_reads_as_pytorch(mnist):
+    onnx, torch_ = Reader.load(backend="onnx", num_threads=1), Reader.load(backend="torch")
+    assert (onnx.backend, torch_.backend) == ("onnx", "torch")
+    lines = condition_set("touching", 20, seed=15, digits=mnist.x_test, labels=mnist.y_test).images
+    a, b = onnx.read_lines(lines), torch_.read_lines(lines)
+    assert [[c.char for c in x] for x in a] == [[c.char for c in x] for x in b]
+    assert np.allclose([c.probability for x in a for c in x], [c.probability for x in b for c in x], atol=1e-4)
+
+
+def test_an_unknown_backend_names_the_known_ones():
+    with pytest.raises(DigitlabError, match="torch"):
+        Reader.load(backend="tensorrt")

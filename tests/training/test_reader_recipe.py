@@ -41,3 +41,29 @@ def test_warm_start_copies_the_shared_encoder_into_a_bilstm_reader():
     assert copied == len(shared)
     for k in shared:
         assert np.array_equal(lstm.state_dict()[k].numpy(), conv.state_dict()[k].numpy())
+
+
+def test_a_measured_reader_is_bundled_with_its_card(tmp_path, mnist_dir):
+    from digitlab.inference.reader import Reader
+    from digitlab.pretrained.build import install_reader
+
+    run = tmp_path / "reader"
+    assert main(["train", "--recipe", "reader", "--dry-run", "--run-dir", str(run), "--data-dir", str(mnist_dir),
+                 "--threads", "1"]) == 0
+    out = install_reader(run, out=tmp_path / "bundled")
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Calibration" in card and "| spaced |" in card
+    assert Reader.load(out, backend="torch").temperature == json.loads((run / "reader.json").read_text())[
+        "calibration"]["temperature"]
+
+
+def test_an_uncalibrated_reader_is_not_bundled(tmp_path):
+    import pytest
+
+    from digitlab.errors import DigitlabError
+    from digitlab.models.reader import save_reader
+    from digitlab.pretrained.build import install_reader
+
+    save_reader(tmp_path / "raw", LineReader())
+    with pytest.raises(DigitlabError, match="calibration"):
+        install_reader(tmp_path / "raw", out=tmp_path / "bundled")

@@ -174,3 +174,24 @@ def compare_onnx(
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT_NAME], {INPUT_NAME: to_model_input(np.asarray(x_uint8))})[0]
     return float(np.max(np.abs(got - want)))
+
+
+def ort_session(model: bytes, num_threads: int | None = None, *, name: str = "ONNX model", spin: bool = True) -> Any:
+    """An ONNX Runtime CPU session on the serialised ONNX `model`; DigitlabError naming it if it cannot load.
+
+    spin=False: threads sleep between ops instead of busy-waiting (for work that shares the CPU).
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise DigitlabError(f"{name}: ONNX Runtime is not installed ({exc}); pip install onnxruntime, "
+                            "or use --backend torch") from exc
+    options = ort.SessionOptions()
+    if num_threads:
+        options.intra_op_num_threads = int(num_threads)
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise DigitlabError(f"{name}: ONNX Runtime cannot load it ({exc}); delete it to re-export") from exc

@@ -19,7 +19,14 @@ from PIL.Image import Image as PILImage
 from digitlab._io import atomic_write_bytes
 from digitlab.data.registry import Preprocessing, preprocessing_of
 from digitlab.errors import DigitlabError
-from digitlab.inference.onnx_export import INPUT_NAME, OUTPUT_NAME, onnx_bytes, onnx_metadata, weights_sha256
+from digitlab.inference.onnx_export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    onnx_bytes,
+    onnx_metadata,
+    ort_session,
+    weights_sha256,
+)
 from digitlab.inference.prediction import Prediction, Reading
 from digitlab.inference.preprocess import (
     MAX_IMAGE_PIXELS,
@@ -298,22 +305,6 @@ def _int8_session(meta: dict[str, Any], run_dir: Path, num_threads: int | None) 
         raise DigitlabError(f"{path} was made from other weights than {run_dir}'s; remake it with "
                             f"`digitlab export {run_dir} --onnx --int8`, or use --backend onnx")
     return ort_session(path.read_bytes(), num_threads, name=str(path))
-
-
-def ort_session(model: bytes, num_threads: int | None = None, *, name: str = "ONNX model") -> _Session:
-    """An ONNX Runtime CPU session on the serialised ONNX `model`; DigitlabError naming it if it cannot load."""
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise DigitlabError(f"{name}: ONNX Runtime is not installed ({exc}); pip install onnxruntime, "
-                            "or use --backend torch") from exc
-    options = ort.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = int(num_threads)
-    try:
-        return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        raise DigitlabError(f"{name}: ONNX Runtime cannot load it ({exc}); delete it to re-export") from exc
 
 
 def _onnx_session(model: torch.nn.Module, meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> _Session:

@@ -159,7 +159,8 @@ def export_int8(
     a CPU without int8 dot-product instructions (AVX2 only) float can be the faster one.
     """
     from digitlab.checkpoints import dataset_of, load_checkpoint
-    from digitlab.inference.predictor import Predictor, ort_session
+    from digitlab.inference.onnx_export import ort_session
+    from digitlab.inference.predictor import Predictor
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     run_dir = Path(ckpt.run_dir)

@@ -12,9 +12,11 @@ refused as unsure. A character read as the not-a-digit symbol is refused as "not
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from digitlab._io import atomic_write_bytes
+from digitlab.errors import DigitlabError
 from digitlab.inference.ctc import pad_lines
+from digitlab.inference.onnx_export import OPSET, ort_session
 from digitlab.models.fuse import fuse_for_inference
 from digitlab.models.reader import META, WEIGHTS, load_reader
 from digitlab.synth.lines import ALPHABET, BLANK, LINE_HEIGHT
 
+READER_BACKENDS = ("auto", "torch", "onnx")
+INPUT, OUTPUT = "lines", "log_probs"  # the ONNX graph's names
 NOT_A_DIGIT_REASON = "not a digit"
 UNSURE_REASON = "unsure"
 MAX_BATCH_PIXELS = 4_000_000  # lines are read in batches of at most this many padded pixels (bounded memory)
@@ -46,21 +53,38 @@ class ReadChar:
 
 
 class Reader:
-    """A line reader (`digitlab.models.reader.LineReader`) that answers for line images."""
+    """A line reader (`digitlab.models.reader.LineReader`) that answers for line images.
 
-    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], folder: Path) -> None:
+    backend "auto": ONNX Runtime (an export made at the first load and kept in the user cache,
+    threads that sleep between ops) when onnxruntime is installed, else PyTorch; "torch"; "onnx".
+    """
+
+    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], folder: Path, *, backend: str = "auto",
+                 num_threads: int | None = None) -> None:
+        if backend not in READER_BACKENDS:
+            raise DigitlabError(f"reader backend {backend!r} is unknown; use one of {', '.join(READER_BACKENDS)}")
         self.model = fuse_for_inference(model)
         self.meta = meta
         self.folder = folder
         self.stride = int(model.stride)  # type: ignore[arg-type]
         self.temperature = float((meta.get("calibration") or {}).get("temperature", 1.0))
         self.reject_below = float(meta.get("reject_below", 0.0))
-        digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
-        self.model_id = f"line_reader-{digest[:12]}"
-        self._lock = threading.Lock()  # torch modules are not re-entrant across threads with set_num_threads
+        self.digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
+        self.model_id = f"line_reader-{self.digest[:12]}"
+        self._lock = threading.Lock()  # one forward pass at a time through the torch module
+        self._session: Any = None
+        self.backend = "torch"
+        if backend != "torch":
+            try:
+                self._session = ort_session(self._onnx(), num_threads, name=f"the reader in {folder}", spin=False)
+                self.backend = "onnx"
+            except (DigitlabError, ImportError):
+                if backend == "onnx":
+                    raise
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> Reader:
+    def load(cls, path: str | os.PathLike[str] | None = None, *, backend: str = "auto",
+             num_threads: int | None = None) -> Reader:
         """The reader saved in folder `path` (reader.json + reader.safetensors); None: the bundled one."""
         if path is None:
             from digitlab.pretrained import bundled_reader
@@ -68,7 +92,23 @@ class Reader:
             path = bundled_reader()
         folder = Path(path)
         meta = json.loads((folder / META).read_text(encoding="utf-8")) if (folder / META).is_file() else {}
-        return cls(load_reader(folder), meta, folder)
+        return cls(load_reader(folder), meta, folder, backend=backend, num_threads=num_threads)
+
+    def _onnx(self) -> bytes:
+        """The reader as ONNX: from the user cache (keyed by the weights' SHA-256), else exported now and cached."""
+        from digitlab.data.sources import cache_root
+
+        cached = cache_root() / "onnx" / f"reader-{self.digest[:32]}.onnx"
+        try:
+            return cached.read_bytes()
+        except OSError:
+            pass
+        data = reader_onnx_bytes(self.model)
+        try:
+            atomic_write_bytes(cached, data)
+        except OSError:  # a read-only cache only costs the export again next time
+            pass
+        return data
 
     @torch.no_grad()
     def log_probs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -82,8 +122,11 @@ class Reader:
                 n += 1
             idx = order[k:k + n]
             x, widths = pad_lines([images[i] for i in idx], stride=self.stride)
-            with self._lock:
-                logits = self.model(x)  # (T, N, C) log-softmax at T=1
+            if self._session is not None:
+                logits = torch.from_numpy(self._session.run([OUTPUT], {INPUT: x.numpy()})[0])
+            else:
+                with self._lock:
+                    logits = self.model(x)  # (T, N, C) log-softmax at T=1
             lp = torch.log_softmax(logits / self.temperature, -1).numpy()
             lengths = self.model.output_lengths(widths).tolist()  # type: ignore[operator]
             for j, i in enumerate(idx.tolist()):
@@ -122,6 +165,23 @@ class Reader:
                 chars.append(ReadChar(c - 1, char, p, (s * self.stride, e * self.stride), unsure,
                                       UNSURE_REASON if unsure else None))
         return chars
+
+
+def reader_onnx_bytes(model: torch.nn.Module) -> bytes:
+    """A LineReader as ONNX (BatchNorm folded): input "lines" float32 (N, 1, 32, W), output "log_probs"
+    (T, N, C), N and W dynamic. Raises DigitlabError when the exporter fails."""
+    fused = fuse_for_inference(model)
+    example = torch.zeros(2, 1, LINE_HEIGHT, 64)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript-exporter and tracer notices: not the user's business
+        try:
+            torch.onnx.export(fused, (example,), buf, input_names=[INPUT], output_names=[OUTPUT],  # type: ignore[arg-type]
+                              dynamic_axes={INPUT: {0: "lines", 3: "width"}, OUTPUT: {0: "frames", 1: "lines"}},
+                              opset_version=OPSET, dynamo=False)
+        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
+            raise DigitlabError(f"ONNX export of the line reader failed: {exc}") from exc
+    return buf.getvalue()
 
 
 def is_reader_folder(path: str | Path) -> bool:

@@ -163,16 +163,101 @@ def install(run_dir: str | Path, dataset: str, *, realistic: Path | None = None)
     return out
 
 
+READER_MAX_BYTES = 10 << 20  # the issue's budget for the bundled reader
+
+
+def reader_card(folder: Path, realistic: dict[str, Any] | None = None) -> str:
+    """The reader's MODEL_CARD.md, from its reader.json (recipe, stages, calibration, figures)."""
+    meta = _json(folder / "reader.json")
+    metrics = meta.get("metrics") or {}
+    cal = meta.get("calibration") or {}
+    rows = ["| condition | lines | exact | digit accuracy | marks refused | noise read as nothing |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for name, m in (metrics.get("conditions") or {}).items():
+        rows.append(f"| {name} | {m['lines']} | {_pct(m['exact'])} | {_pct(m['digit_accuracy'])} | "
+                    f"{_pct(m['mark_recall'])} | {_pct(m['noise_silent'])} |")
+    pages = metrics.get("pages") or {}
+    page = pages.get("digit_page") or {}
+    noise = ", ".join(f"{k.removeprefix('noise_')} {v['digits_read']}" for k, v in pages.items() if k != "digit_page")
+    stages = "; ".join(f"{st['steps']:,} steps at peak lr {st['lr']} (seed {st['seed']}, "
+                       f"{'BiLSTM ' + str(st['lstm']) if st['lstm'] else 'conv-only'}, {st['seconds']:.0f} s)"
+                       for st in meta.get("stages") or [])
+    lines = [
+        "# digitlab line reader",
+        "",
+        f"`line_reader` ({json.dumps(meta['model']['config'])}): the model behind `digitlab read`, "
+        "`Predictor.read`, `/api/read` and the page's number mode. A CNN over a line of writing 32 px high, "
+        "read column by column with CTC over blank, the ten digits and \"not a digit\".",
+        "",
+        "## Data and recipe",
+        "Synthetic lines of 1-12 MNIST *training* digits (`digitlab.synth.lines`, style \"train\"): gaps from "
+        "wide apart to overlapping by 38%, size, slant, baseline, pen and blur changes, broken strokes, non-digit "
+        "marks (letters of printed and handwriting fonts, symbols, doodles, scribbles) labelled \"not a digit\", "
+        "specks and ruled-line fragments as noise. Held-out mark kinds and fonts never enter training.",
+        f"Recipe `{meta.get('recipe', 'reader')}`: {stages or 'see reader.json'}.",
+        "",
+        "## Held-out lines (MNIST *test* digits, held-out marks)",
+        *rows,
+        "",
+        f"A page of {page.get('digits', '?')} test digits in {page.get('lines', '?')} lines (1920x3200): "
+        f"{page.get('digits_right', '?')} digits right, {page.get('lines_read', '?')} lines read in order, "
+        f"{page.get('lines_exact', '?')} exact, {page.get('seconds', '?')} s. Pages without a digit ({noise}): "
+        "the digits read on each.",
+        "",
+        "## Calibration",
+        f"Temperature {cal.get('temperature', 1.0):.3f} on each character's peak frame, fitted on "
+        f"{cal.get('lines', '?')} held-out lines: ECE {cal.get('ece_before', float('nan')):.4f} -> "
+        f"**{cal.get('ece_after', float('nan')):.4f}** ({cal.get('chars', '?')} characters). A digit read with a "
+        f"calibrated probability under {meta.get('reject_below', 0.0):.3f} is refused as unsure (1% of the right "
+        "digits are).",
+        "",
+        *(["## Realistic pictures", *_realistic_lines(realistic), ""] if realistic else []),
+        "## Known limits",
+        "- Digits shorter than 10 px in the picture are not read (specks); lines are read left to right, so "
+        "vertical or upside-down writing is not.",
+        "- The lines are synthetic; real handwriting varies more (joined-up numbers, crossed-out digits).",
+        "- Regenerate with `make default-model` (`digitlab train --recipe reader`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def install_reader(folder: str | Path, *, realistic: Path | None = None, out: Path | None = None) -> Path:
+    """Copy a calibrated reader (reader.json with "calibration", reader.safetensors) and its card into the package
+    (or `out`); returns the folder written."""
+    from digitlab.pretrained import READER
+
+    out = out or READER
+    src = Path(folder)
+    wanted = [src / "reader.json", src / "reader.safetensors"]
+    missing = [p.name for p in wanted if not p.is_file()]
+    if missing or "calibration" not in _json(wanted[0]):
+        raise DigitlabError(f"{src}: missing {missing or ['the calibration in reader.json']}; give a folder "
+                            "written by `digitlab train --recipe reader` (or measured by `digitlab evaluate`)")
+    size = sum(p.stat().st_size for p in wanted)
+    if size > READER_MAX_BYTES:
+        raise DigitlabError(f"{src}: the reader is {size / 2**20:.2f} MiB, over the 10 MiB a bundled reader may take")
+    card = reader_card(src, _json(realistic) if realistic is not None else None)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in wanted:
+        atomic_write_bytes(out / path.name, path.read_bytes())
+    atomic_write_text(out / "MODEL_CARD.md", card)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digitlab.pretrained.build", description=__doc__)
-    parser.add_argument("run", help="a run directory finished by `digitlab train`")
-    parser.add_argument("--dataset", default="mnist", choices=list(BUNDLED),
-                        help="which bundled model (default: mnist)")
+    parser.add_argument("run", help="a run directory finished by `digitlab train` (for reader: its folder)")
+    parser.add_argument("--dataset", default="mnist", choices=[*BUNDLED, "reader"],
+                        help="which bundled model (default: mnist); reader: the line reader behind `read`")
     parser.add_argument("--realistic", type=Path, default=None,
                         help="results.json of `python -m benchmarks.realistic` for the card (default: none)")
     args = parser.parse_args(argv)
     try:
-        print(install(args.run, args.dataset, realistic=args.realistic))
+        if args.dataset == "reader":
+            print(install_reader(args.run, realistic=args.realistic))
+        else:
+            print(install(args.run, args.dataset, realistic=args.realistic))
     except DigitlabError as exc:
         print(f"error: {exc}")
         return 1
