@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first and pinned: a bare `torch` would pull several GB of CUDA packages.
 	$(PIP) install -q -c constraints.txt torch
-	$(PIP) install -q -c constraints.txt -e '.[bench,test,lint,tensorboard]'
+	$(PIP) install -q -c constraints.txt -e '.[bench,test,lint,tensorboard,peers]'
 	rm -f $(VENV)/.installed-*; touch $@
 
 install: $(STAMP)
@@ -56,7 +56,7 @@ bench: install
 
 # Accuracy per condition on the realistic synthetic sets (phone photos, numbers, canvases, print,
 # non-digits) of the bundled model, or of RUN=path/to/run. PEERS=tesseract,rapidocr: other OCR
-# engines read the same digit and number pictures (needs `make system-deps` and `pip install -e '.[peers]'`).
+# engines read the same digit and number pictures (Tesseract from `make system-deps`, RapidOCR from the peers extra).
 PEERS ?=
 bench-realistic: install
 	$(PY) -m benchmarks.realistic $(RUN) $(if $(PEERS),--peers $(PEERS))

@@ -64,3 +64,18 @@ def test_the_bundled_models_are_the_only_model_files_in_git() -> None:
     allowed = {str((HERE / folder / name).relative_to(REPO)) for folder in BUNDLED.values()
                for name in ("model.safetensors", "model.int8.onnx")}
     assert models <= allowed, sorted(models - allowed)
+
+
+def test_the_bundled_reader_is_small_calibrated_and_documented():
+    from digitlab.inference.reader import Reader
+    from digitlab.pretrained import READER_FILES, bundled_reader
+    from digitlab.pretrained.build import READER_MAX_BYTES
+
+    folder = bundled_reader()
+    assert all((folder / name).is_file() for name in READER_FILES)
+    assert sum((folder / name).stat().st_size for name in READER_FILES) <= READER_MAX_BYTES
+    meta = json.loads((folder / "reader.json").read_text())
+    assert 0.2 < meta["calibration"]["temperature"] < 5 and meta["calibration"]["ece_after"] <= 0.02
+    assert set(meta["metrics"]["conditions"]) >= {"spaced", "touching", "overlapping", "broken", "noise_only"}
+    assert Reader.load(backend="torch").temperature == meta["calibration"]["temperature"]
+    assert "## Calibration" in (folder / "MODEL_CARD.md").read_text()

@@ -130,3 +130,31 @@ def test_onnx_runtime_reads_as_pytorch(mnist):
 def test_an_unknown_backend_names_the_known_ones():
     with pytest.raises(DigitlabError, match="torch"):
         Reader.load(backend="tensorrt")
+
+
+def test_the_reader_vetoes_marks_the_classifier_would_accept(mnist):
+    """predict_image of a digit model: a picture the reader reads as non-digit marks only is rejected."""
+    from digitlab.inference import Predictor
+    from digitlab.inference.reading import reads_no_digit
+    from digitlab.synth import build_set
+
+    with_reader, alone = Predictor.load(), Predictor.load(reader_refusal=False)
+    samples = build_set("nondigit_letters", 40, seed=0, mnist_test=(mnist.x_test, mnist.y_test), split="heldout")
+    vetoed = [s for s in samples if not alone.predict_image(s.image).rejected
+              and reads_no_digit(with_reader.reader, s.image)]
+    assert vetoed, "the reader refused none of the letters the classifier accepted"
+    for s in vetoed[:3]:
+        p = with_reader.predict_image(s.image)
+        assert p.rejected and p.reason == "not a digit"
+    digits = build_set("photo_plain", 20, seed=0, mnist_test=(mnist.x_test, mnist.y_test), split="heldout")
+    assert sum(with_reader.predict_image(s.image).rejected for s in digits) <= 2
+
+
+def test_more_writing_than_one_read_takes_is_refused_clearly(reader, mnist, monkeypatch):
+    import digitlab.inference.reading as reading
+
+    page, _ = digit_page(mnist.x_test, mnist.y_test, np.random.default_rng(8), lines=4, per_line=20,
+                         size=(1200, 400))
+    monkeypatch.setattr(reading, "MAX_READ_COLUMNS", 500)
+    with pytest.raises(DigitlabError, match="crop it into parts"):
+        read(reader, page, name="page.png")

@@ -41,11 +41,13 @@ MAIN_HEIGHT = 0.45  # components at least this tall (x H) carry lines; smaller o
 DIGIT_HEIGHT_PERCENTILE = 80  # H: this percentile of the heights of the taller components
 LINE_OVERLAP = 0.3  # a tall component joins a line when it overlaps its last member vertically this much
 LINE_GAP = 0.15  # lines closer than this (x H) vertically are one (a digit broken across its middle)
+MAX_BAND = 2.0  # ...but a merged line is never taller than this (x H)
 ATTACH_REACH = 0.6  # a small component farther than this (x H) from every line's band is dropped
 INK_PERCENTILE = 75  # a line's ink level: this percentile of its ink pixels' darkness; darker ink saturates, as MNIST's
 READ_STROKE = (2.2, 3.0)  # pen widths (px at the reader's scale) of most MNIST digits at DIGIT_PX...
 STROKE_LIMITS = (2.0, 3.4)  # ...and lines whose pen is outside these are re-stroked into READ_STROKE
-FINE = 4  # strokes are re-drawn at FINE times the reader's resolution
+FINE = 4  # strokes are re-drawn at FINE times the reader's resolution...
+MAX_FINE_PIXELS = 8_000_000  # ...when that takes at most this many pixels (a line 32 px high: ~15,000 px wide)
 MARGIN = 4  # blank columns (reader px) left and right of a line's ink
 MIN_DIGIT_PX = 10  # lines whose digits are shorter than this (px of the picture they are cut from) hold no legible
 # digit (specks, dust, noise): they are left out, and nothing is spent on them
@@ -161,7 +163,8 @@ def group_lines(comps: _Components) -> list[np.ndarray]:
 
 
 def _merge_stacked(line_of: np.ndarray, boxes: np.ndarray, count: int, H: float) -> np.ndarray:
-    """Lines whose bands overlap (LINE_OVERLAP of the lower one) or nearly touch (under LINE_GAP x H): one."""
+    """Lines whose bands overlap (LINE_OVERLAP of the lower one) or nearly touch (under LINE_GAP x H): one,
+    unless the band would grow taller than MAX_BAND x H (strokes scattered over a page are not one line)."""
     tops = np.full(count, np.inf)
     bottoms = np.full(count, -np.inf)
     assigned = line_of >= 0
@@ -173,7 +176,9 @@ def _merge_stacked(line_of: np.ndarray, boxes: np.ndarray, count: int, H: float)
     group[order[0]] = 0
     for i in order[1:].tolist():
         overlap = min(bottoms[i], g_bottom) - max(tops[i], g_top)
-        if overlap >= LINE_OVERLAP * min(bottoms[i] - tops[i], g_bottom - g_top) or -overlap < LINE_GAP * H:
+        tall = max(bottoms[i], g_bottom) - min(tops[i], g_top) > MAX_BAND * H  # a pile of lines is not a line
+        if not tall and (overlap >= LINE_OVERLAP * min(bottoms[i] - tops[i], g_bottom - g_top)
+                         or -overlap < LINE_GAP * H):
             g_top, g_bottom = min(g_top, tops[i]), max(g_bottom, bottoms[i])
         else:
             g, g_top, g_bottom = g + 1, tops[i], bottoms[i]
@@ -323,7 +328,8 @@ def _rescale(crop: np.ndarray, own: np.ndarray, scale: float) -> np.ndarray:
     h, w = crop.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     width = stroke_width(own.astype(np.float32)) * scale
-    if width > 0 and not STROKE_LIMITS[0] <= width <= STROKE_LIMITS[1]:
+    fine_pixels = size[0] * size[1] * FINE * FINE
+    if width > 0 and not STROKE_LIMITS[0] <= width <= STROKE_LIMITS[1] and fine_pixels <= MAX_FINE_PIXELS:
         fine = cv2.resize(crop, (size[0] * FINE, size[1] * FINE),
                           interpolation=cv2.INTER_AREA if scale * FINE < 1 else cv2.INTER_LINEAR)
         target = min(max(width, READ_STROKE[0]), READ_STROKE[1])

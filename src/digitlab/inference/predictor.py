@@ -36,7 +36,7 @@ from digitlab.inference.preprocess import (
     preprocess,
     preprocess_image,
 )
-from digitlab.inference.rejection import Ink, Rejection, decide
+from digitlab.inference.rejection import Ink, Rejection, decide, not_a
 from digitlab.inference.runner import check_images, predict_logits, softmax
 from digitlab.layout import BACKENDS, RunFiles, to_model_input
 
@@ -89,6 +89,7 @@ class Predictor:
         session: _Session | None = None,
         batch_size: int = 1024,
         reader: str | os.PathLike[str] | None = None,
+        reader_refusal: bool = True,
     ) -> None:
         if (model is None) == (session is None):
             raise DigitlabError("Predictor needs exactly one of a torch model and an ONNX Runtime session")
@@ -106,6 +107,8 @@ class Predictor:
         self._model = model
         self._session = session
         self._reader_path = reader
+        # the line reader's not-a-digit symbol also refuses single pictures (digit models only)
+        self.reader_refusal = bool(reader_refusal) and meta.get("dataset") == "mnist"
         self._reader: Reader | None = None
         self._reader_lock = threading.Lock()
 
@@ -118,6 +121,7 @@ class Predictor:
         batch_size: int = 1024,
         num_threads: int | None = None,
         reader: str | os.PathLike[str] | None = None,
+        reader_refusal: bool = True,
     ) -> Predictor:
         """Load the checkpoint at `path` (run directory, `model.json` or `model.safetensors`), or with
         no path the bundled default MNIST model (`digitlab.pretrained`).
@@ -129,7 +133,8 @@ class Predictor:
         there and up to date, else onnx when onnxruntime is installed and the export works, else
         torch). `num_threads`: intra-op threads (default: the library's own choice); for torch
         this sets the process-wide `torch.set_num_threads`. `reader`: the folder of the line reader
-        behind `read` (default: the bundled one, loaded on the first `read`).
+        behind `read` (default: the bundled one, loaded on first use); `reader_refusal`: a digit model
+        also rejects pictures the reader reads as non-digit marks only (`predict_image`).
         """
         from digitlab.checkpoints import load_checkpoint
 
@@ -141,7 +146,8 @@ class Predictor:
             path = bundled_model()
         ckpt = load_checkpoint(path)
         meta, run_dir = ckpt.meta, Path(ckpt.run_dir)
-        make: dict[str, Any] = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir, "reader": reader}
+        make: dict[str, Any] = {"batch_size": batch_size, "meta": meta, "run_dir": run_dir, "reader": reader,
+                                "reader_refusal": reader_refusal}
         onnx_ok = backend in ("onnx", "int8") or (backend == "auto" and _onnxruntime_available())
         if backend == "int8" or (onnx_ok and backend == "auto" and RunFiles(run_dir).int8_onnx.is_file()):
             try:
@@ -213,13 +219,27 @@ class Predictor:
 
     def predict_image(self, image: ImageInput, *, top_k: int = DEFAULT_TOP_K, name: str | None = None,
                       reject_threshold: float | None = None) -> Prediction:
-        """The prediction for one picture (see `prepare` for what it may be); blank: rejected, reason "blank"."""
-        return self._from_pictures([self.preprocessed(image, name=name)], top_k, reject_threshold)[0]
+        """The prediction for one picture (see `prepare` for what it may be); blank: rejected, reason "blank".
+
+        For a digit model with `reader_refusal` on, a picture the line reader reads as marks that are
+        not digits (and no digit) is rejected too, reason "not a digit".
+        """
+        return self.predict_images([image], top_k=top_k, reject_threshold=reject_threshold, names=[name])[0]
 
     def predict_images(self, images: Sequence[ImageInput], *, top_k: int = DEFAULT_TOP_K,
-                       reject_threshold: float | None = None) -> list[Prediction]:
-        """Predictions for several pictures, in one batched forward pass."""
-        return self._from_pictures([self.preprocessed(im) for im in images], top_k, reject_threshold)
+                       reject_threshold: float | None = None,
+                       names: Sequence[str | None] | None = None) -> list[Prediction]:
+        """Predictions for several pictures, in one batched forward pass (see `predict_image`)."""
+        pictures = [self._picture(im, nm, MAX_IMAGE_PIXELS) for im, nm in zip(images, names or [None] * len(images))]
+        done = [preprocess(pic, name=label, profile=self.preprocessing) for label, pic in pictures]
+        predictions = self._from_pictures(done, top_k, reject_threshold)
+        if not self.reader_refusal:
+            return predictions
+        from digitlab.inference.reading import reads_no_digit
+
+        return [p.model_copy(update={"rejected": True, "reason": not_a("mnist")})
+                if not p.rejected and reads_no_digit(self.reader, pic, name=label) else p
+                for p, (label, pic) in zip(predictions, pictures, strict=True)]
 
     def read(self, image: ImageInput, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Reading:
         """Every digit in one picture, as text (lines joined by "\\n") and per-digit boxes, read by the line

@@ -37,7 +37,8 @@ READER_BACKENDS = ("auto", "torch", "onnx")
 INPUT, OUTPUT = "lines", "log_probs"  # the ONNX graph's names
 NOT_A_DIGIT_REASON = "not a digit"
 UNSURE_REASON = "unsure"
-MAX_BATCH_PIXELS = 4_000_000  # lines are read in batches of at most this many padded pixels (bounded memory)
+MAX_BATCH_PIXELS = 1_000_000  # lines are read in batches of at most this many padded pixels (the first conv's
+# activations: 64 MB)
 
 
 @dataclass(frozen=True)

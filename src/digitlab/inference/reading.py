@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from digitlab.errors import DigitlabError
 from digitlab.inference.ink import find_ink
 from digitlab.inference.lines import MIN_DIGIT_PX, LineLayout, TextLine, find_lines
 from digitlab.inference.prediction import Prediction, ReadDigit, Reading
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from digitlab.inference.reader import ReadChar, Reader
 
 READ_DIGIT_PX = 32  # lines are read where digits are at least this tall (the reader scales them to 22 px)
+MAX_READ_COLUMNS = 200_000  # a picture's lines are at most this wide in all (reader px): twice a page of 2,000
+# digits; more (a page of scattered strokes) is refused rather than read for seconds
 READ_MAX_PIXELS = 16_000_000  # ...from at most this many pixels (bounded memory: a 12 MP photo fits)
 
 
@@ -61,6 +64,12 @@ def read(reader: Reader, image: ImageInput, *, name: str | None = None,
     that cannot be read and arrays that are not images.
     """
     pic, layout = read_layout(image, name=name, max_pixels=max_pixels)
+    columns = sum(line.image.shape[1] for line in layout.lines)
+    if columns > MAX_READ_COLUMNS:
+        label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+        raise DigitlabError(f"{label}: holds more writing than one read takes ({len(layout.lines)} lines, "
+                            f"{columns:,} columns at the reader's scale, at most {MAX_READ_COLUMNS:,}: about "
+                            f"{MAX_READ_COLUMNS // 40:,} digits); crop it into parts and read each")
     chars = reader.read_lines([line.image for line in layout.lines]) if layout.lines else []
     digits, texts = [], []
     for line, line_chars in zip(layout.lines, chars, strict=True):
@@ -69,6 +78,13 @@ def read(reader: Reader, image: ImageInput, *, name: str | None = None,
                                     box=pic.to_input(line.box_of(x0, x1)), rejected=c.rejected, reason=c.reason))
         texts.append("".join(c.char for c in line_chars if not c.rejected))
     return Reading(text="\n".join(t for t in texts if t), digits=digits, model_id=reader.model_id)
+
+
+def reads_no_digit(reader: Reader, image: ImageInput, *, name: str | None = None) -> bool:
+    """True when the reader finds marks in `image` and reads every one of them as "not a digit"."""
+    _, layout = read_layout(image, name=name)
+    chars = [c for line in reader.read_lines([ln.image for ln in layout.lines]) for c in line] if layout.lines else []
+    return bool(chars) and all(c.char == "?" for c in chars)
 
 
 def char_columns(chars: Sequence[ReadChar], line: TextLine) -> list[tuple[int, int]]:

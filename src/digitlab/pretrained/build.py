@@ -166,6 +166,18 @@ def install(run_dir: str | Path, dataset: str, *, realistic: Path | None = None)
 READER_MAX_BYTES = 10 << 20  # the issue's budget for the bundled reader
 
 
+def _stage(st: dict[str, Any]) -> str:
+    """One training stage of a reader, in words."""
+    parts = [f"seed {st['seed']}", f"BiLSTM {st['lstm']}" if st.get("lstm") else "conv-only"]
+    if st.get("nondigit_p"):
+        parts.append(f"marks in {st['nondigit_p']:.0%} of lines")
+    if st.get("seconds"):
+        parts.append(f"{st['seconds']:.0f} s")
+    if st.get("note"):
+        parts.append(st["note"])
+    return f"{st['steps']:,} steps at peak lr {st['lr']} ({', '.join(parts)})"
+
+
 def reader_card(folder: Path, realistic: dict[str, Any] | None = None) -> str:
     """The reader's MODEL_CARD.md, from its reader.json (recipe, stages, calibration, figures)."""
     meta = _json(folder / "reader.json")
@@ -179,9 +191,7 @@ def reader_card(folder: Path, realistic: dict[str, Any] | None = None) -> str:
     pages = metrics.get("pages") or {}
     page = pages.get("digit_page") or {}
     noise = ", ".join(f"{k.removeprefix('noise_')} {v['digits_read']}" for k, v in pages.items() if k != "digit_page")
-    stages = "; ".join(f"{st['steps']:,} steps at peak lr {st['lr']} (seed {st['seed']}, "
-                       f"{'BiLSTM ' + str(st['lstm']) if st['lstm'] else 'conv-only'}, {st['seconds']:.0f} s)"
-                       for st in meta.get("stages") or [])
+    stages = "; ".join(_stage(st) for st in meta.get("stages") or [])
     lines = [
         "# digitlab line reader",
         "",
