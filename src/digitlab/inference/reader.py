@@ -6,8 +6,9 @@
 
 A reader folder holds `reader.safetensors` and `reader.json` (`digitlab.training.line_reader.save_reader`);
 `reader.json` may carry "calibration": {"temperature": T} (fitted on held-out lines, see
-`calibrate_reader`) and "reject_below": a digit read with a calibrated probability under it is
-refused as unsure. A character read as the not-a-digit symbol is refused as "not a digit".
+`calibrate_reader`), "reject_below": a digit read with a calibrated probability under it is
+refused as unsure, and "mark_sure": a character read as the not-a-digit symbol with at least this
+calibrated probability is refused as "not a digit"; one read less surely counts as its likeliest digit.
 """
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ class Reader:
         self.stride = int(model.stride)  # type: ignore[arg-type]
         self.temperature = float((meta.get("calibration") or {}).get("temperature", 1.0))
         self.reject_below = float(meta.get("reject_below", 0.0))
+        self.mark_sure = float(meta.get("mark_sure", 0.0))
         self.digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()
         self.model_id = f"line_reader-{self.digest[:12]}"
         self._lock = threading.Lock()  # one forward pass at a time through the torch module
@@ -160,7 +162,14 @@ class Reader:
             if char == "?":
                 t = s + int(probs[s:e, c].argmax())
                 digit = int(probs[t, 1:len(ALPHABET)].argmax())
-                chars.append(ReadChar(digit, "?", p, (s * self.stride, e * self.stride), True, NOT_A_DIGIT_REASON))
+                if p >= self.mark_sure:
+                    chars.append(ReadChar(digit, "?", p, (s * self.stride, e * self.stride), True,
+                                          NOT_A_DIGIT_REASON))
+                    continue
+                p, char = float(probs[t, 1 + digit]), str(digit)  # an unsure mark: its likeliest digit
+                unsure = p < self.reject_below
+                chars.append(ReadChar(digit, char, p, (s * self.stride, e * self.stride), unsure,
+                                      UNSURE_REASON if unsure else None))
             else:
                 unsure = p < self.reject_below
                 chars.append(ReadChar(c - 1, char, p, (s * self.stride, e * self.stride), unsure,

@@ -217,9 +217,11 @@ def reader_card(folder: Path, realistic: dict[str, Any] | None = None) -> str:
         "## Calibration",
         f"Temperature {cal.get('temperature', 1.0):.3f} on each character's peak frame, fitted on "
         f"{cal.get('lines', '?')} held-out lines: ECE {cal.get('ece_before', float('nan')):.4f} -> "
-        f"**{cal.get('ece_after', float('nan')):.4f}** ({cal.get('chars', '?')} characters). A digit read with a "
-        f"calibrated probability under {meta.get('reject_below', 0.0):.3f} is refused as unsure (1% of the right "
-        "digits are).",
+        f"**{cal.get('ece_after', float('nan')):.4f}** ({cal.get('chars', '?')} characters). `read` refuses a "
+        f"digit under a calibrated {meta.get('reject_below', 0.0):.2f} as unsure (1% of the right digits read under "
+        f"{meta.get('unsure_below', 0.0):.2f}), and a mark read as \"not a digit\" with at least "
+        f"{meta.get('mark_sure', 0.0):.2f}; a mark read less surely counts as its likeliest digit. The held-out "
+        "figures above are the model's own reading (every mark symbol counted as refused).",
         "",
         *(["## Realistic pictures", *_realistic_lines(realistic), ""] if realistic else []),
         "## Known limits",
