@@ -11,7 +11,7 @@ import pytest
 
 from digitlab.inference import Predictor
 from digitlab.inference.onnx_export import onnx_metadata
-from digitlab.pretrained import BUNDLED, HERE, bundled_model
+from digitlab.pretrained import BUNDLED, HERE, READER, bundled_model
 from digitlab.pretrained.build import MAX_BYTES
 from digitlab.training import get_recipe
 
@@ -63,6 +63,7 @@ def test_the_bundled_models_are_the_only_model_files_in_git() -> None:
     models = {p for p in tracked if p.endswith((".safetensors", ".onnx", ".pt", ".pth", ".ckpt"))}
     allowed = {str((HERE / folder / name).relative_to(REPO)) for folder in BUNDLED.values()
                for name in ("model.safetensors", "model.int8.onnx")}
+    allowed.add(str((READER / "reader.safetensors").relative_to(REPO)))
     assert models <= allowed, sorted(models - allowed)
 
 

@@ -54,7 +54,7 @@ def test_batches_read_as_single_lines(reader, mnist):
     alone = [reader.read_lines([im])[0] for im in lines]
     assert [[c.char for c in a] for a in together] == [[c.char for c in a] for a in alone]
     for a, b in zip(together, alone, strict=True):
-        assert np.allclose([c.probability for c in a], [c.probability for c in b], atol=0.02)  # padding: near the end
+        assert np.allclose([c.probability for c in a], [c.probability for c in b], atol=1e-4)
 
 
 def test_marks_that_are_not_digits_are_refused(reader, mnist):
@@ -67,7 +67,8 @@ def test_marks_that_are_not_digits_are_refused(reader, mnist):
 
 
 def test_a_page_is_read_completely_and_in_order(reader, mnist):
-    page, text = digit_page(mnist.x_test, mnist.y_test, np.random.default_rng(5), lines=8, per_line=30)
+    page, text = digit_page(mnist.x_test, mnist.y_test, np.random.default_rng(5), lines=8, per_line=30,
+                            size=(1920, 640))  # the 40-line page's line spacing (and so its jitter)
     reading = read(reader, page)
     assert reading.text.count("\n") == 7  # every line, none merged or split
     assert _digits_right(text, reading.text) >= 0.97 * len(text.replace("\n", ""))

@@ -55,6 +55,7 @@ MAX_RESTROKE = 2  # strokes are thinned or thickened by at most this many reader
 ANCHOR_HEIGHT = 0.75  # components this tall (x the line's digit height) anchor its baseline
 WANDER = 0.12  # baseline deviations up to this (x the digit height) are left as written: the synthetic lines' wander
 WIDE_COMPONENT = 1.2  # components wider than this (x the digit height) are touching digits: several anchors
+OWN_SHARE = 0.6  # a component belongs to a character read over this share of its width (its box)
 MAX_GAP = 0.8  # blank runs between a line's characters are cut to this many digit heights (the reader needs
 # no more to tell characters apart, and wide gaps cost time)
 MAX_LINE_PX = 3000  # a longer line (reader px; about 120 digits) is cut at gaps between its components
@@ -75,14 +76,22 @@ class TextLine:
     xmap: np.ndarray
     bbox: Box
     mask: np.ndarray
+    parts: np.ndarray  # int (k, 4): the boxes of the line's components, working pixels
 
     def box_of(self, x0: int, x1: int) -> Box:
-        """The working-pixel box of this line's ink under image columns [x0, x1) (the columns' band if none)."""
+        """The working-pixel box of what was read in image columns [x0, x1): the components lying mostly
+        (OWN_SHARE of their width) in those columns; else (a digit touching its neighbours) the line's ink
+        under them; else the columns' band."""
         bx0, by0, bx1, by1 = self.bbox
         last = self.xmap.size - 1
         half = 0.5 / self.scale
         wx0 = int(np.floor(self.xmap[min(max(x0, 0), last)] - half))
         wx1 = int(np.ceil(self.xmap[min(max(x1 - 1, 0), last)] + half))
+        p = self.parts
+        inside = np.minimum(p[:, 2], wx1) - np.maximum(p[:, 0], wx0)
+        mine = p[inside >= OWN_SHARE * (p[:, 2] - p[:, 0])]
+        if len(mine):
+            return (int(mine[:, 0].min()), int(mine[:, 1].min()), int(mine[:, 2].max()), int(mine[:, 3].max()))
         a, b = max(wx0, bx0), min(max(wx1, wx0 + 1), bx1)
         if a < b:
             rows = np.flatnonzero(self.mask[:, a - bx0:b - bx0].any(1))
@@ -274,7 +283,7 @@ def normalise_line(ink: InkMap, comps: _Components, members: np.ndarray) -> Text
     image[:, MARGIN:MARGIN + keep.size] = straight[:, keep]
     xmap = np.concatenate([keep[0] - np.arange(MARGIN, 0, -1), keep, keep[-1] + np.arange(1, MARGIN + 1)])
     return TextLine(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8), scale,
-                    (x0 + (xmap + 0.5) / scale).astype(np.float32), (x0, y0, x1, y1), own)
+                    (x0 + (xmap + 0.5) / scale).astype(np.float32), (x0, y0, x1, y1), own, boxes.copy())
 
 
 def _squeezed(inked: np.ndarray, max_gap: int) -> np.ndarray:
