@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from digitlab.inference.ctc import DecodedChar, read_lines
+from digitlab.inference.ctc import DecodedChar, best_path_runs, read_lines
 from digitlab.synth.lines import ALPHABET, LineBatch, condition_set, labels_to_text
 
 NONDIGIT_CHAR = "?"
@@ -150,10 +150,7 @@ def char_confidences(log_probs: Sequence[np.ndarray], truths: Sequence[str]) -> 
     for lp, truth in zip(log_probs, truths, strict=True):
         if len(lp) == 0:
             continue
-        best = lp.argmax(1)
-        starts = np.flatnonzero(np.diff(best, prepend=-1))
-        ends = np.append(starts[1:], len(best))
-        runs = [(s, e, int(best[s])) for s, e in zip(starts.tolist(), ends.tolist(), strict=True) if best[s] != 0]
+        runs = best_path_runs(lp.argmax(1))
         text = "".join(ALPHABET[c - 1] for _, _, c in runs)
         ok = np.zeros(len(runs), bool)
         for i, j in align(truth, text):

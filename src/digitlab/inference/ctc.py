@@ -100,16 +100,19 @@ def greedy_decode(log_probs: torch.Tensor, lengths: torch.Tensor | Sequence[int]
     return [_runs(best_np[i, :lens[i]], probs_np[i, :lens[i]], stride, blank, alphabet) for i in range(n)]
 
 
-def _runs(best: np.ndarray, probs: np.ndarray, stride: int, blank: int, alphabet: str) -> list[DecodedChar]:
-    """The non-blank runs of one line's best path int (T,) with their peak posteriors from `probs` (T,)."""
+def best_path_runs(best: np.ndarray, blank: int = BLANK) -> list[tuple[int, int, int]]:
+    """The non-blank runs of a best path int (T,): (first frame, end frame, class), left to right."""
     if best.size == 0:
         return []
     starts = np.flatnonzero(np.diff(best, prepend=-1))  # where a new run begins
     ends = np.append(starts[1:], best.size)
-    peaks = np.maximum.reduceat(probs, starts)
-    return [DecodedChar(label=int(best[s]), char=alphabet[int(best[s]) - 1], probability=float(p),
-                        frames=(int(s), int(e)), span=(int(s) * stride, int(e) * stride))
-            for s, e, p in zip(starts.tolist(), ends.tolist(), peaks.tolist(), strict=True) if best[s] != blank]
+    return [(s, e, int(best[s])) for s, e in zip(starts.tolist(), ends.tolist(), strict=True) if best[s] != blank]
+
+
+def _runs(best: np.ndarray, probs: np.ndarray, stride: int, blank: int, alphabet: str) -> list[DecodedChar]:
+    """The non-blank runs of one line's best path int (T,) with their peak posteriors from `probs` (T,)."""
+    return [DecodedChar(label=c, char=alphabet[c - 1], probability=float(probs[s:e].max()),
+                        frames=(s, e), span=(s * stride, e * stride)) for s, e, c in best_path_runs(best, blank)]
 
 
 def text_of(chars: Sequence[DecodedChar]) -> str:

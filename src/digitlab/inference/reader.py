@@ -28,11 +28,11 @@ import torch
 
 from digitlab._io import atomic_write_bytes
 from digitlab.errors import DigitlabError
-from digitlab.inference.ctc import pad_lines
+from digitlab.inference.ctc import best_path_runs, pad_lines
 from digitlab.inference.onnx_export import OPSET, ort_session
 from digitlab.models.fuse import fuse_for_inference
 from digitlab.models.reader import META, WEIGHTS, load_reader
-from digitlab.synth.lines import ALPHABET, BLANK, LINE_HEIGHT
+from digitlab.synth.lines import ALPHABET, LINE_HEIGHT
 
 READER_BACKENDS = ("auto", "torch", "onnx")
 INPUT, OUTPUT = "lines", "log_probs"  # the ONNX graph's names
@@ -153,31 +153,18 @@ class Reader:
         if len(log_probs) == 0:
             return []
         probs = np.exp(log_probs)
-        best = probs.argmax(1)
-        starts = np.flatnonzero(np.diff(best, prepend=-1))
-        ends = np.append(starts[1:], len(best))
         chars = []
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            c = int(best[s])
-            if c == BLANK:
-                continue
-            p = float(probs[s:e, c].max())
-            char = ALPHABET[c - 1]
-            if char == "?":
+        for s, e, c in best_path_runs(probs.argmax(1)):
+            p, span = float(probs[s:e, c].max()), (s * self.stride, e * self.stride)
+            if ALPHABET[c - 1] == "?":
                 t = s + int(probs[s:e, c].argmax())
                 digit = int(probs[t, 1:len(ALPHABET)].argmax())
                 if p >= self.mark_sure:
-                    chars.append(ReadChar(digit, "?", p, (s * self.stride, e * self.stride), True,
-                                          NOT_A_DIGIT_REASON))
+                    chars.append(ReadChar(digit, "?", p, span, True, NOT_A_DIGIT_REASON))
                     continue
-                p, char = float(probs[t, 1 + digit]), str(digit)  # an unsure mark: its likeliest digit
-                unsure = p < self.reject_below
-                chars.append(ReadChar(digit, char, p, (s * self.stride, e * self.stride), unsure,
-                                      UNSURE_REASON if unsure else None))
-            else:
-                unsure = p < self.reject_below
-                chars.append(ReadChar(c - 1, char, p, (s * self.stride, e * self.stride), unsure,
-                                      UNSURE_REASON if unsure else None))
+                c, p = 1 + digit, float(probs[t, 1 + digit])  # an unsure mark: its likeliest digit
+            unsure = p < self.reject_below
+            chars.append(ReadChar(c - 1, ALPHABET[c - 1], p, span, unsure, UNSURE_REASON if unsure else None))
         return chars
 
 

@@ -41,6 +41,15 @@ import numpy as np
 
 from digitlab.inference.cuts import Cut, cut_paths, split
 from digitlab.inference.ink import InkMap, on_border
+from digitlab.inference.lines import (  # the components and lines are found by the same rules as the line reader's
+    ATTACH_REACH,
+    DIGIT_HEIGHT_PERCENTILE,
+    LINE_GAP,
+    LINE_OVERLAP,
+    MAIN_HEIGHT,
+    MIN_PIXELS,
+    SPECK_SHARE,
+)
 from digitlab.inference.prediction import Prediction
 from digitlab.inference.preprocess import stroke_width
 
@@ -63,13 +72,6 @@ class Entry(NamedTuple):
 
 Table = dict[tuple[int, int], Entry]  # span [i, j) of atoms -> its Entry
 
-SPECK_SHARE = 0.02  # components under this share of the largest one's area are specks
-MIN_PIXELS = 3
-MAIN_HEIGHT = 0.45  # components at least this tall (x H) carry lines; smaller ones are parts or marks
-ATTACH_REACH = 0.6  # a small component farther than this (x H) from every tall one is dropped
-LINE_OVERLAP = 0.3  # a tall component joins a line when it overlaps its last member vertically this much
-LINE_GAP = 0.15  # lines closer than this (x H) vertically are one (a digit broken across its middle)
-DIGIT_HEIGHT_PERCENTILE = 80  # H: this percentile of the heights of the taller components
 SPLIT_WIDTH = 0.5  # components wider than this (x H) may be touching digits: candidate cuts...
 CUT_WIDTH = 0.9  # ...and are cut when wider than this (x H), or read less surely than CUT_SURE x the line's
 CUT_SURE = 0.9  # surest component, or rejected, or too wide for the digit they are read as
