@@ -57,6 +57,7 @@ bench: install
 # Accuracy per condition on the realistic synthetic sets (phone photos, numbers, canvases, print,
 # non-digits) of the bundled model, or of RUN=path/to/run. PEERS=tesseract,rapidocr: other OCR
 # engines read the same digit and number pictures (Tesseract from `make system-deps`, RapidOCR from the peers extra).
+# Several seeds, clean versions of the pictures, contact sheets: `python -m benchmarks.realistic --help`.
 PEERS ?=
 bench-realistic: install
 	$(PY) -m benchmarks.realistic $(RUN) $(if $(PEERS),--peers $(PEERS))

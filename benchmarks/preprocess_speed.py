@@ -102,7 +102,8 @@ def child(case: str, path: str, repeat: int, run: str | None) -> dict:
     import cv2
 
     cv2.setNumThreads(1)
-    from digitlab.inference.preprocess import load_image, preprocess
+    from digitlab.vision.decode import load_image
+    from digitlab.vision.normalise import preprocess
 
     with open(path, "rb") as f:
         data = f.read()

@@ -30,7 +30,7 @@ def macs_per_image(model: torch.nn.Module) -> int:
         if isinstance(module, torch.nn.Conv2d):
             kh, kw = module.kernel_size
             total += output.numel() * kh * kw * module.in_channels // module.groups
-        else:
+        elif isinstance(module, torch.nn.Linear):
             total += module.in_features * module.out_features
 
     layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]

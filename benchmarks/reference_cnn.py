@@ -54,9 +54,11 @@ class ReferenceConfig:
     max_steps: int | None = None  # smoke runs
 
 
-def to_input(x_uint8: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (N, 28, 28) -> normalised float32 (N, 1, 28, 28), what ToTensor + Normalize give."""
-    x = torch.from_numpy(np.ascontiguousarray(x_uint8)).to(device)
+def to_input(x_uint8: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (N, 28, 28) array or tensor -> normalised float32 (N, 1, 28, 28) on `device`, what ToTensor +
+    Normalize give."""
+    x = x_uint8 if isinstance(x_uint8, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x_uint8))
+    x = x.to(device)
     return ((x.float() / 255.0 - MEAN) / STD).unsqueeze(1)
 
 

@@ -192,7 +192,7 @@ def _figures(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("CNN training seconds (+ outside training: evaluations, set-up, saving, int8 export)",
          seconds(cnn), seconds(ref)),
         ("CNN int8 model kept by `train` (validation accuracy, then images/s at batch 256: int8 vs float)",
-         kept + (f": {cnn_side['int8_error']}" if _get(cnn_side, "int8_error") else ""), ""),
+         kept + (f": {_get(cnn_side, 'int8_error')}" if _get(cnn_side, "int8_error") else ""), ""),
         ("CNN peak RSS MiB", _n(_get(cnn_side, "peak_rss_mib")), _n(_get(ref_side, "peak_rss_mib"))),
         ("softmax time to 92% (scikit-learn: its `fit`)", reached(softmax, 0.92), _s(_get(logreg, "fit_seconds"))),
         ("softmax best / final test accuracy", accuracies(softmax), f"{_n(_get(logreg, 'test_accuracy'), PCT)} "

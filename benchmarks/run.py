@@ -31,12 +31,12 @@ REPO = Path(__file__).resolve().parents[1]
 # Where the test suite keeps MNIST (tests/conftest.py): the shared copy beside the checkout, then its own fetch.
 TEST_DATA = (Path(os.environ.get("DIGITLAB_SHARED_DATA", REPO.parent / "shared" / "data")) / "mnist",
              REPO / ".cache" / "test-data" / "mnist")
-QUICK = dict(  # slices and tiny budgets: checks the harness end to end, measures nothing
-    train_limit=1024, test_limit=256, cnn_eval_every_images=256, softmax_eval_every_images=256,
-    reference_epochs=1, reference_max_steps=8, digitlab_max_epochs=1, logreg_max_iter=20,
-    inference_batch_sizes=(128,), inference_images=256, inference_rounds=2, inference_window_seconds=0.02,
-    data_repeats=1,
-)
+QUICK: dict[str, Any] = {  # slices and tiny budgets: checks the harness end to end, measures nothing
+    "train_limit": 1024, "test_limit": 256, "cnn_eval_every_images": 256, "softmax_eval_every_images": 256,
+    "reference_epochs": 1, "reference_max_steps": 8, "digitlab_max_epochs": 1, "logreg_max_iter": 20,
+    "inference_batch_sizes": (128,), "inference_images": 256, "inference_rounds": 2,
+    "inference_window_seconds": 0.02, "data_repeats": 1,
+}
 
 
 def default_mnist_dir(mnist_dir: Path | None = None) -> Path | None:
@@ -59,10 +59,10 @@ def run_side(name: str, spec: Spec, work: Path, timeout: float, threads: int | N
     """Run one side in a fresh Python process; its JSON result, or `{"error": ...}` saying why there is none."""
     out = work / f"{name}.json"
     env = {k: v for k, v in os.environ.items() if k not in ("DIGITLAB_DATA_DIR", "DIGITLAB_MIRRORS")}
-    env |= {"DIGITLAB_CACHE": str(work / "cache"), "DIGITLAB_OFFLINE": "1",  # the files are in spec.mnist_dir
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env |= {"DIGITLAB_CACHE": str(work / "cache"), "DIGITLAB_OFFLINE": "1"}  # the files are in spec.mnist_dir
     if threads:  # torch (OpenMP), MKL and OpenBLAS (scikit-learn's NumPy) read these at start-up
         env |= {var: str(threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    # run in REPO: `python -m` puts the working folder first on the path, so `benchmarks` imports as a package
     cmd = [sys.executable, "-m", "benchmarks.sides", name, "--spec", json.dumps(asdict(spec)), "--out", str(out)]
     t0 = time.perf_counter()
     try:

@@ -130,7 +130,7 @@ def _digitlab(spec: Spec, recipe: str, overrides: dict[str, Any], eval_every_ima
 
 def side_digitlab_cnn(spec: Spec) -> dict[str, Any]:
     """`train` the CNN recipe as `digitlab train` does (checkpoint, report, reload check, int8 model), plots off."""
-    from digitlab.training import train
+    from digitlab.runs import train
 
     def run(config: Any, ds: Any) -> Any:
         return train(config, ds, run_dir=Path(spec.work_dir) / CNN_RUN, verbose=0, plots=False)
@@ -146,7 +146,7 @@ def side_digitlab_cnn(spec: Spec) -> dict[str, Any]:
 def side_digitlab_cnn_seeds(spec: Spec) -> dict[str, Any]:
     """`fit` the CNN recipe once per extra seed (nothing written, no evaluation while training): final test
     accuracy of each, so the mean over seeds (with `digitlab_cnn`'s seed) is measured, not one lucky run."""
-    from digitlab.inference.runner import predict_logits
+    from digitlab.models.runner import predict_logits
     from digitlab.training import fit, recipe_config
 
     ds = _dataset(spec)
@@ -203,8 +203,8 @@ def side_inference(spec: Spec) -> dict[str, Any]:
 
     from benchmarks.reference_cnn import Net, accuracy, to_input
     from digitlab.errors import DigitlabError
+    from digitlab.export.speed import interleaved_images_per_second
     from digitlab.inference import Predictor
-    from digitlab.inference.benchmark import interleaved_images_per_second
     from digitlab.layout import RunFiles
 
     ds = _dataset(spec)
@@ -248,7 +248,7 @@ def _int8_for_timing(run: Path, ds: Any, unavailable: dict[str, str]) -> None:
     """Write the run's int8 model when `train` did not keep it because float was faster here, so the int8
     figure is still measured (after "auto" was loaded: what the user is served stays what it was)."""
     from digitlab.errors import DigitlabError
-    from digitlab.inference import export_int8
+    from digitlab.export import export_int8
 
     try:
         export_int8(run, dataset=ds)

@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,7 +87,8 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
     import numpy as np
     import torch
 
-    from digitlab.training import recipe_config, train
+    from digitlab.runs import train
+    from digitlab.training import recipe_config
 
     config = recipe_config(
         "robust", model_config={"channels": [16, 32, 64]},  # the picture recipe, a quarter of its compute
@@ -98,3 +104,83 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
         accuracy = float(np.mean(result.model(x).argmax(1).numpy() == mnist.y_test))
     assert accuracy >= 0.95, f"trained_run fixture: test accuracy {accuracy:.4f} < 0.95"
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def cnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory holding an untrained registry `cnn` (seeded): enough for parity checks."""
+    import torch
+
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.models import build_model
+
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("cnn-run")
+    save_checkpoint(run, build_model("cnn"), {"dataset": "mnist", "class_names": [str(i) for i in range(10)]})
+    return run
+
+
+@pytest.fixture
+def softmax_run(tmp_path: Path) -> Path:
+    """A run directory: a seeded untrained `softmax` model on mnist and a 3-epoch metrics.jsonl."""
+    import json
+
+    import torch
+
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.models import build_model
+
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    save_checkpoint(run, build_model("softmax"), {"dataset": "mnist", "class_names": [str(i) for i in range(10)]})
+    lines = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 1 - 0.3 / e, "val_loss": 1.2 / e,
+              "val_accuracy": 1 - 0.35 / e} for e in (1, 2, 3)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory holding an untrained `softmax` checkpoint: loads in milliseconds, for process tests."""
+    from digitlab.checkpoints import save_checkpoint
+    from digitlab.models import build_model
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    save_checkpoint(run_dir, build_model("softmax"), {"class_names": [str(i) for i in range(10)], "dataset": "mnist"})
+    return run_dir
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator:
+    """A starter of `digitlab serve RUN --port 0 --backend torch OPTIONS` processes, killed at teardown.
+
+    `start(run, *options)` -> (process, port from its banner, path of its stderr log), once it
+    answers /healthz; fails the test if it exits first."""
+    procs: list[subprocess.Popen] = []
+
+    def start(run: Path, *options: str) -> tuple[subprocess.Popen, int, Path]:
+        log = tmp_path / f"serve-{len(procs)}.log"
+        cmd = [sys.executable, "-m", "digitlab", "serve", str(run), "--port", "0", "--backend", "torch", *options]
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        procs.append(proc)
+        banner = proc.stdout.readline()  # "digitlab: serving NAME at http://127.0.0.1:PORT/ (Ctrl-C to stop)"
+        if "serving" not in banner:
+            pytest.fail(f"digitlab serve did not start: {banner!r}\n{log.read_text()[-3000:]}")
+        port = int(banner.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        deadline = time.monotonic() + 60
+        while True:  # the banner comes just before uvicorn starts accepting: wait for /healthz
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    return proc, port, log
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"digitlab serve did not answer /healthz:\n{log.read_text()[-3000:]}")
+                time.sleep(0.1)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()

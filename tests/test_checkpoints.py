@@ -46,7 +46,7 @@ def test_model_json_contract(tmp_path: Path) -> None:
     assert meta["model"] == {"name": "cnn", "config": get_config(build_model("cnn", channels=[8, 16, 32]))}
     assert meta["input"] == {"shape": [1, 28, 28], "scale": "pixels/255", "mean": 0.1307, "std": 0.3081}
     assert meta["class_names"] == list("0123456789")
-    assert read_meta(run_dir)["metrics"] == {"val_accuracy": 0.5}
+    assert read_meta(run_dir).metrics == {"val_accuracy": 0.5}
 
 
 def test_no_pickle_in_weights(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from digitlab.checkpoints import Checkpoint, load_checkpoint, read_meta, save_checkpoint
+from digitlab.checkpoints import Checkpoint, ModelMeta, load_checkpoint, read_meta, save_checkpoint
 from digitlab.errors import DigitlabError
 from digitlab.models import build_model
 
@@ -44,7 +44,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict[str
 
 def _load_both(run_dir: Path, model_json: bytes) -> None:
     """Write `model_json` beside a link to run_dir's weights; read_meta and load_checkpoint must each
-    return (a dict / a Checkpoint) or raise DigitlabError."""
+    return (a ModelMeta / a Checkpoint) or raise DigitlabError."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "model.json").write_bytes(model_json)
@@ -55,7 +55,7 @@ def _load_both(run_dir: Path, model_json: bytes) -> None:
             except DigitlabError as exc:
                 assert str(exc), load.__name__
                 continue
-            assert isinstance(result, (Checkpoint if load is load_checkpoint else dict)), load.__name__
+            assert isinstance(result, (Checkpoint if load is load_checkpoint else ModelMeta)), load.__name__
 
 
 def _containers(node: Any) -> list[Any]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab.export.onnx import onnx_metadata
 from digitlab.inference import Predictor
-from digitlab.inference.onnx_export import onnx_metadata
 from digitlab.pretrained import BUNDLED, HERE, READER, bundled_model
 from digitlab.pretrained.build import MAX_BYTES
 from digitlab.training import get_recipe
@@ -35,7 +35,7 @@ def test_bundled_files_match_their_model_json(dataset: str) -> None:
 def test_bundled_mnist_model_is_what_predictor_load_gives_and_as_accurate_as_its_card(mnist) -> None:
     predictor = Predictor.load()  # no path: the bundled MNIST model
     assert predictor.run_dir == bundled_model("mnist") and predictor.backend == "int8"
-    claimed = predictor.meta["metrics"]["test_accuracy"]
+    claimed = predictor.meta.metrics["test_accuracy"]
     accuracy = predictor.score(mnist.x_test, mnist.y_test)
     assert accuracy >= get_recipe("robust").expected_accuracy  # the recipe's floor (the 99.5% aim: docs/training.md)
     assert abs(accuracy - claimed) <= 0.002  # int8 as served vs the float model's figure
@@ -49,8 +49,8 @@ def test_bundled_fashion_model_is_as_accurate_as_its_card(mnist) -> None:
     assert predictor.backend == "int8" and predictor.class_names[0] == "T-shirt/top"
     accuracy = predictor.score(fashion.x_test, fashion.y_test)
     assert accuracy >= get_recipe("fashion-default").expected_accuracy
-    assert abs(accuracy - predictor.meta["metrics"]["test_accuracy"]) <= 0.003  # int8 as served vs the float figure
-    assert predictor.temperature != 1.0 and predictor.meta["rejection"]["method"] == "energy"
+    assert abs(accuracy - predictor.meta.metrics["test_accuracy"]) <= 0.003  # int8 as served vs the float figure
+    assert predictor.temperature != 1.0 and predictor.meta.rejection.method == "energy"
     digits = predictor.predict_prepared(mnist.x_test[:500])  # MNIST digits are not clothes: said so, in its words
     assert np.mean([p.rejected for p in digits]) >= 0.8
     assert {p.reason for p in digits if p.rejected} == {"not a piece of clothing"}

@@ -31,7 +31,7 @@ MAX_META_BYTES = 16 * 2**20  # model.json is a few kB; a larger file is not one
 MAX_WEIGHTS_BYTES = 2**30  # the largest recipe's weights are a few MB
 
 
-class _Spec(BaseModel):
+class ModelSpec(BaseModel):
     """`model.json`'s "model": which registry model and its constructor's keyword arguments."""
 
     name: str
@@ -47,7 +47,9 @@ class _Spec(BaseModel):
         return name
 
 
-class _Weights(BaseModel):
+class WeightsRef(BaseModel):
+    """`model.json`'s "weights": the file and its SHA-256."""
+
     file: str = WEIGHTS
     sha256: str | None = Field(None, pattern="^[0-9a-f]{64}$")
 
@@ -72,15 +74,34 @@ class ModelMeta(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     format: Literal[1]
-    model: _Spec
+    model: ModelSpec
     num_classes: int = Field(ge=1, le=100_000, strict=True)
     class_names: list[str] | None = None
     dataset: str | None = None
-    weights: _Weights | None = None
+    weights: WeightsRef | None = None
     calibration: _Calibration | None = None
     rejection: _Rejection | None = None
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The class names, "0", "1", ... when model.json gives none."""
+        return tuple(self.class_names) if self.class_names else tuple(str(i) for i in range(self.num_classes))
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature; 1 when model.json has none."""
+        return self.calibration.temperature if self.calibration is not None else 1.0
+
+    @property
+    def sha256(self) -> str | None:
+        """The SHA-256 of the weights model.json was written with (None in a hand-made one)."""
+        return self.weights.sha256 if self.weights is not None else None
+
+    def to_json(self) -> dict[str, Any]:
+        """model.json's content (extra keys included), as JSON types."""
+        return self.model_dump(mode="json")
 
     @model_validator(mode="after")
     def _names_match(self) -> ModelMeta:
@@ -95,7 +116,7 @@ class Checkpoint:
     """A loaded checkpoint: the model (eval mode), its `model.json` contents and its folder."""
 
     model: nn.Module
-    meta: dict[str, Any]
+    meta: ModelMeta  # model.json, checked
     run_dir: Path
 
     @property
@@ -163,9 +184,9 @@ def save_checkpoint(run_dir: str | os.PathLike[str], model: nn.Module, meta: dic
     }
     for key, value in meta.items():
         doc.setdefault(key, value)
-    _check_meta(doc, run_dir / MODEL_JSON)
+    checked = _check_meta(doc, run_dir / MODEL_JSON)
     atomic_write_json(run_dir / MODEL_JSON, doc)
-    return Checkpoint(model=model, meta=doc, run_dir=run_dir)
+    return Checkpoint(model=model, meta=checked, run_dir=run_dir)
 
 
 def _resolve(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
@@ -191,20 +212,20 @@ def _resolve(path: str | os.PathLike[str]) -> tuple[Path, Path, Path]:
     return run_dir, meta_path, weights_path
 
 
-def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
     """The parsed and checked `model.json` of a checkpoint (run dir or either file)."""
     _, meta_path, _ = _resolve(path)
     return _read_meta(meta_path)
 
 
-def _check_meta(meta: Any, meta_path: Path) -> None:
-    """DigitlabError naming the first bad field when `meta` does not fit the `ModelMeta` schema."""
+def _check_meta(meta: Any, meta_path: Path) -> ModelMeta:
+    """`meta` checked against the `ModelMeta` schema; DigitlabError naming the first bad field when it does not fit."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise DigitlabError(f"checkpoint {meta_path} has format {found!r}; this digitlab reads "
                             f"format {FORMAT_VERSION}. Re-save it with this version.")
     try:
-        ModelMeta.model_validate(meta)
+        return ModelMeta.model_validate(meta)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
@@ -212,7 +233,7 @@ def _check_meta(meta: Any, meta_path: Path) -> None:
                             "damaged or was edited by hand: restore it or train again") from None
 
 
-def _read_meta(meta_path: Path) -> dict[str, Any]:
+def _read_meta(meta_path: Path) -> ModelMeta:
     try:
         size = meta_path.stat().st_size
         if size > MAX_META_BYTES:
@@ -222,8 +243,7 @@ def _read_meta(meta_path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise DigitlabError(f"checkpoint {meta_path} is not valid JSON ({exc}); the file is damaged: "
                             "re-save it or train again") from exc
-    _check_meta(meta, meta_path)
-    return meta
+    return _check_meta(meta, meta_path)
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Checkpoint:
@@ -242,7 +262,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
         raise DigitlabError(f"checkpoint {weights_path} is {size / 2**30:.1f} GiB, more than the "
                             f"{MAX_WEIGHTS_BYTES // 2**30} GiB any MNIST-sized model needs; it is not one of ours")
     raw = weights_path.read_bytes()
-    expected = (meta.get("weights") or {}).get("sha256")
+    expected = meta.sha256
     if expected and hashlib.sha256(raw).hexdigest() != expected:
         raise DigitlabError(
             f"checkpoint {weights_path} does not match {meta_path} (SHA-256 differs): the weights were "
@@ -258,15 +278,15 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     return Checkpoint(model=model, meta=meta, run_dir=run_dir)
 
 
-def _model_for(meta: dict[str, Any], state: dict[str, torch.Tensor], meta_path: Path, weights_path: Path) -> nn.Module:
+def _model_for(meta: ModelMeta, state: dict[str, torch.Tensor], meta_path: Path, weights_path: Path) -> nn.Module:
     """The model model.json describes, holding `state`; built on the meta device first, so a config that
     declares a model unlike its weights (or absurdly large) is refused before any memory is taken."""
     from digitlab.models import model_from_config
 
-    spec = meta["model"]
+    spec = meta.model
     try:
         with torch.device("meta"):
-            model = model_from_config(spec["name"], meta["num_classes"], spec.get("config", {}))
+            model = model_from_config(spec.name, meta.num_classes, spec.config)
     except DigitlabError as exc:
         raise DigitlabError(f"checkpoint {meta_path}: {exc}. It was written by another digitlab "
                             "version or edited by hand; train again or fix model.json.") from exc
@@ -275,7 +295,7 @@ def _model_for(meta: dict[str, Any], state: dict[str, torch.Tensor], meta_path: 
     if want != got:
         differ = sorted(k for k in want.keys() | got.keys() if want.get(k) != got.get(k))[:3]
         raise DigitlabError(
-            f"checkpoint {weights_path} does not fit model {spec['name']!r} with config {spec.get('config', {})} "
+            f"checkpoint {weights_path} does not fit model {spec.name!r} with config {spec.config} "
             f"from {meta_path}: tensors {differ} differ (model.json wants {[want.get(k) for k in differ]}, the "
             f"weights hold {[got.get(k) for k in differ]}). The two files come from different runs; keep "
             "model.json and model.safetensors together."
@@ -286,7 +306,7 @@ def _model_for(meta: dict[str, Any], state: dict[str, torch.Tensor], meta_path: 
 
 
 def dataset_of(
-    meta: dict[str, Any],
+    meta: ModelMeta,
     dataset: str | None = None,
     *,
     data_dir: str | os.PathLike[str] | None = None,
@@ -298,11 +318,12 @@ def dataset_of(
     """
     from digitlab.data import load
 
-    name = dataset or meta.get("dataset")
+    name = dataset or meta.dataset
     if not name:
         where = Path(run_dir) / MODEL_JSON if run_dir is not None else "the checkpoint's model.json"
         raise DigitlabError(f"{where} names no dataset; pass one (e.g. --dataset mnist)")
     return load(name, data_dir=data_dir)
 
 
-__all__ = ["Checkpoint", "ModelMeta", "dataset_of", "load_checkpoint", "read_meta", "save_checkpoint", "unwrap_model"]
+__all__ = ["Checkpoint", "ModelMeta", "ModelSpec", "WeightsRef", "dataset_of", "load_checkpoint", "read_meta",
+           "save_checkpoint", "unwrap_model"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from digitlab.data import load, split_validation
 from digitlab.data.registry import ROLES, get_spec
-from digitlab.data.sources import find_in_folder
+from digitlab.data.verify import find_in_folder
 
 NUM_CLASSES = 10
 

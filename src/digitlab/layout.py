@@ -30,6 +30,15 @@ PIXEL_SCALE = 255.0  # model input = pixels / PIXEL_SCALE
 INPUT_SCALE = "pixels/255"  # model.json input.scale
 INPUT_CONTRACT = "float32 (N, 1, 28, 28) = pixels / 255"  # recorded in ONNX metadata
 
+# Text lines (the line reader, its synthetic lines and the line finder agree on this geometry and alphabet).
+LINE_HEIGHT = 32  # px: every line's height (the reader's input height)
+DIGIT_PX = 22.0  # a digit's nominal ink height: MNIST's 20 px in 28, with room in 32 for size jitter and wander
+BASELINE = 27.0  # y of the nominal baseline: 5 px below it for descenders and a wandering baseline
+INK_LEVEL = 64  # uint8 level above which a pixel counts as a character's ink for its extent
+BLANK = 0  # CTC's blank class
+NUM_CLASSES = 12  # blank, ten digits, not-a-digit
+ALPHABET = "0123456789?"  # class c >= 1 reads as ALPHABET[c - 1]; "?" is a non-digit mark
+
 # Inference backends (`Predictor.load(backend=...)`): "auto" picks the fastest the run supports.
 BACKENDS = ("auto", "torch", "onnx", "int8")
 

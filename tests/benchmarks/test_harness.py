@@ -13,11 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `benchmarks` lives beside `src`, not inside the package
-    sys.path.insert(0, str(REPO))
+from benchmarks import reference_cnn, report, run, sides
 
-from benchmarks import reference_cnn, report, run, sides  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 TARGET_IDS = ["cnn_990", "cnn_994", "softmax_92", "cnn_seeds", "inference_20x", "data_cache"]
 

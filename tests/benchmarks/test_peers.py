@@ -2,18 +2,13 @@
 when its engine is not installed), boxes are put in reading order, and `--peers` refuses unknown names."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `benchmarks` lives beside `src`, not inside the package
-    sys.path.insert(0, str(REPO))
-
-from benchmarks import peers, realistic  # noqa: E402
+from benchmarks import peers, realistic
 
 FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu (make system-deps)
 FONT_PX = 96  # large, clean print: every engine should read it

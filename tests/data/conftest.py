@@ -4,7 +4,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from datahelpers import Server, Tiny, make_tiny
+
+from support.datahelpers import Server, Tiny, make_tiny
 
 
 @pytest.fixture
@@ -47,9 +48,9 @@ def closed_port_url() -> str:
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep urllib3's retry backoff tiny so fault tests stay fast (retries still happen)."""
-    from digitlab.data import sources
+    from digitlab.data import download
 
-    monkeypatch.setattr(sources, "HTTP_BACKOFF", 0.01)
+    monkeypatch.setattr(download, "HTTP_BACKOFF", 0.01)
 
 
 @pytest.fixture(params=["simulated"] + (["chmod"] if os.geteuid() != 0 else []))
@@ -60,7 +61,7 @@ def make_read_only(request, monkeypatch):
     """
     import stat
 
-    from datahelpers import simulate_read_only
+    from support.datahelpers import simulate_read_only
 
     changed = []
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datahelpers import NAMES, cache_files, idx_bytes
 
 from digitlab.cli import main
-from digitlab.data import fetch, load, sources
+from digitlab.data import fetch, load
+from digitlab.data.cache import CacheFolder
 from digitlab.errors import DigitlabError
+from support.datahelpers import NAMES, cache_files, idx_bytes
 
 
 def _cache_root() -> Path:
@@ -126,8 +127,8 @@ def test_stale_temp_files_are_removed_on_the_next_fetch(tiny, tiny_spec, tmp_pat
 
 
 def test_stale_temp_files_are_swept_by_age_only(tmp_path, tiny_spec, monkeypatch):
-    monkeypatch.setattr(sources, "STALE_TEMP_SECONDS", 10.0)
-    folder = sources.CacheFolder(tiny_spec)
+    monkeypatch.setattr("digitlab.data.cache.STALE_TEMP_SECONDS", 10.0)
+    folder = CacheFolder(tiny_spec)
     folder.dir.mkdir(parents=True)
     old, new = _age(folder.dir / ".x.tmp", 11), _age(folder.dir / ".y.tmp", 5)
     keep = _age(folder.dir / NAMES["train_labels"], 3600)  # only temp files are candidates

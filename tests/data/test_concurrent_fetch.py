@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from datahelpers import NAMES, cache_files
+from support.datahelpers import NAMES, cache_files
 
 CHILD = r"""
 import json, sys

@@ -6,10 +6,10 @@ import struct
 
 import numpy as np
 import pytest
-from datahelpers import idx_bytes  # the independent reference encoder
 
 from digitlab.data import encode_idx, parse_idx, read_idx, write_idx
 from digitlab.errors import DigitlabError
+from support.datahelpers import idx_bytes  # the independent reference encoder
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datahelpers import idx_bytes
 
 from digitlab.data import idx, parse_idx, read_idx
 from digitlab.errors import DigitlabError
+from support.datahelpers import idx_bytes
 
 MiB = 1 << 20
 LABELS_HEADER = struct.pack(">HBBI", 0, 0x08, 1, 10)  # uint8 labels, shape (10,): an 18-byte file

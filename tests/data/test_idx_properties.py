@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datahelpers import idx_bytes  # the independent reference encoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from digitlab.data import encode_idx, idx, parse_idx, read_idx
 from digitlab.errors import DigitlabError
+from support.datahelpers import idx_bytes  # the independent reference encoder
 
 PROPERTY = settings(max_examples=200, deadline=timedelta(seconds=2), derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datahelpers import NAMES, cache_files, idx_bytes, make_tiny
 
 from digitlab.data import DATASETS, fetch, get_spec, load, load_data, split_validation
 from digitlab.data.registry import ROLES, STANDARD_FILES, DatasetSpec, FileSpec
 from digitlab.errors import DigitlabError
+from support.datahelpers import NAMES, cache_files, idx_bytes, make_tiny
 
 SHARED_README = Path(os.environ.get("DIGITLAB_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared"
                                     / "data")) / "README.md"

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from datahelpers import NAMES, cache_files
 
 from digitlab.data import fetch, load
 from digitlab.errors import DigitlabError
+from support.datahelpers import NAMES, cache_files
 
 FAULTS = {
     "refused": "connection failed",
@@ -122,8 +122,8 @@ def test_content_encoding_gzip_is_accepted(tiny, tiny_spec, server):
 
 
 def test_progress_bar_for_large_files(tiny, tiny_spec, server, monkeypatch, capsys):
-    from digitlab.data import sources
+    from digitlab.data import download
 
-    monkeypatch.setattr(sources, "PROGRESS_MIN_BYTES", 1)
+    monkeypatch.setattr(download, "PROGRESS_MIN_BYTES", 1)
     fetch("tiny", mirrors=[server.url("good")], offline=False, progress=True)
     assert "train-images-idx3-ubyte.gz" in capsys.readouterr().err

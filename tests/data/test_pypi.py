@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from datahelpers import idx_bytes, sha256
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from digitlab.data import load, pypi, registry
 from digitlab.errors import DigitlabError
+from support.datahelpers import idx_bytes, sha256
 
 
 class _Evil:

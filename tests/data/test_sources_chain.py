@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from datahelpers import NAMES, make_tiny
 
 from digitlab.data import get_spec, sources
 from digitlab.data.registry import ROLES
 from digitlab.errors import DigitlabError
+from support.datahelpers import NAMES, make_tiny
 
 
 def test_default_order_folder_cache_system_mirrors_pypi(tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ import torch
 
 from digitlab.errors import DigitlabError
 from digitlab.inference.ctc import fit_line, greedy_decode, pad_lines, read_lines, text_of
+from digitlab.layout import ALPHABET, BASELINE, BLANK, DIGIT_PX, INK_LEVEL, LINE_HEIGHT, NUM_CLASSES
 from digitlab.models.reader import LineReader
-from digitlab.synth.lines import ALPHABET, BASELINE, BLANK, DIGIT_PX, INK_LEVEL, LINE_HEIGHT, NUM_CLASSES
 
 
 def _posteriors(path: list[int], peak: list[float]) -> torch.Tensor:

@@ -9,15 +9,16 @@ import torch
 
 from digitlab.checkpoints import load_checkpoint
 from digitlab.errors import DigitlabError
-from digitlab.inference import Predictor, export_onnx
-from digitlab.inference.onnx_export import compare_onnx, onnx_metadata
+from digitlab.export import export_onnx
+from digitlab.export.onnx import compare_onnx, onnx_metadata
+from digitlab.inference import Predictor
 
 
 def test_export_onnx_parity_and_dynamic_batch(cnn_run, mnist, tmp_path):
     out = export_onnx(cnn_run, tmp_path / "m.onnx")
     assert out.stat().st_size > 0
     meta = load_checkpoint(cnn_run).meta
-    assert onnx_metadata(out)["digitlab.weights_sha256"] == meta["weights"]["sha256"]
+    assert onnx_metadata(out)["digitlab.weights_sha256"] == meta.sha256
     for n in (1, 7, 300):  # batch axis is dynamic
         assert compare_onnx(cnn_run, out, mnist.x_test[:n]) < 1e-4
 
@@ -33,8 +34,8 @@ def test_torch_predictor_matches_the_model(cnn_run, mnist):
     np.testing.assert_allclose(proba, want, atol=1e-5)
     np.testing.assert_array_equal(p.predict(x), want.argmax(1))
     assert p.class_names == tuple(str(i) for i in range(10))
-    sha = load_checkpoint(cnn_run).meta["weights"]["sha256"]
-    assert p.model_id == f"cnn-{sha[:12]}" and p.meta["model"]["name"] == "cnn"
+    sha = load_checkpoint(cnn_run).meta.sha256
+    assert p.model_id == f"cnn-{sha[:12]}" and p.meta.model.name == "cnn"
 
 
 def test_onnx_predictor_agrees_with_torch(cnn_run, mnist, tmp_path):
@@ -76,37 +77,6 @@ def test_predictor_rejects_bad_input_and_backend(cnn_run):
         p.predict_proba(np.zeros((2, 28, 28), np.float32))
     with pytest.raises(DigitlabError, match="backend"):
         Predictor.load(cnn_run, backend="tensorflow")
-
-
-
-def test_onnx_works_with_a_read_only_run_and_cache(cnn_run, mnist, tmp_path, monkeypatch):
-    from digitlab.inference import predictor as predictor_module
-
-    run = tmp_path / "run"
-    shutil.copytree(cnn_run, run)
-
-    def read_only(path, data):
-        raise PermissionError(13, "Permission denied", str(path))
-
-    monkeypatch.setattr(predictor_module, "atomic_write_bytes", read_only, raising=False)
-    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "no-such-cache"))
-    p = Predictor.load(run, backend="onnx")  # exported in memory; nothing could be cached
-    assert p.backend == "onnx" and not (tmp_path / "no-such-cache").exists()
-    x = mnist.x_test[:64]
-    np.testing.assert_allclose(p.predict_proba(x), Predictor.load(run, backend="torch").predict_proba(x), atol=1e-5)
-
-
-def test_auto_falls_back_to_torch_when_onnx_export_fails(cnn_run, tmp_path, monkeypatch):
-    from digitlab.inference import predictor as predictor_module
-
-    def broken(*args, **kwargs):
-        raise DigitlabError("export failed")
-
-    monkeypatch.setattr(predictor_module, "onnx_bytes", broken)
-    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "empty-cache"))
-    assert Predictor.load(cnn_run, backend="auto").backend == "torch"
-    with pytest.raises(DigitlabError, match="export failed"):
-        Predictor.load(cnn_run, backend="onnx")
 
 
 @pytest.mark.parametrize(("dataset", "want"), [("fashion-mnist", "fashion"), ("mnist", "mnist"), ("kmnist", "mnist"),

@@ -1,4 +1,4 @@
-"""Predictor.read and `digitlab read` on numbers written here from MNIST test digits, with known strings.
+"""Predictor.read on numbers written here from MNIST test digits, with known strings.
 
 The digits are MNIST test images the `trained_run` model (a small cnn) reads correctly on their own,
 so what is measured is finding, merging and splitting them: every number is made by
@@ -6,15 +6,12 @@ so what is measured is finding, merging and splitting them: every number is made
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import paper_scenes as scenes
 import pytest
 
-from digitlab.cli import main
 from digitlab.inference import Predictor
 from digitlab.inference.reading import read
+from support import paper_scenes as scenes
 
 
 @pytest.fixture(scope="module")
@@ -122,25 +119,3 @@ def test_read_takes_files_and_names_them_in_errors(predictor, tmp_path):
 
     with pytest.raises(DigitlabError, match="missing.png"):
         read(predictor.reader, tmp_path / "missing.png")
-
-
-def test_cli_read_json_and_text(trained_run, pool, tmp_path, capsys):
-    ink, text, boxes = _number(pool, 4, gap=0.3)
-    path = tmp_path / "number.png"
-    path.write_bytes(scenes.png(scenes.flat(ink)))
-    assert main(["read", str(trained_run), str(path), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out.strip())
-    assert set(out) == {"file", "text", "digits", "model_id"} and out["file"] == str(path) and out["text"] == text
-    assert len(out["digits"]) == len(boxes)
-    for d in out["digits"]:
-        assert set(d) == {"label", "class_name", "probability", "box", "rejected", "reason"}
-        assert len(d["box"]) == 4 and 0 <= d["probability"] <= 1
-    assert main(["read", str(trained_run), str(tmp_path)]) == 0  # a folder
-    assert capsys.readouterr().out.strip() == f"{path}: {text}"
-
-
-def test_cli_read_help_names_defaults(capsys):
-    with pytest.raises(SystemExit):
-        main(["read", "--help"])
-    out = capsys.readouterr().out
-    assert "--json" in out and "default" in out and "--annotate" in out

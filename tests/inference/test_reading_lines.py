@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab.cli import main
 from digitlab.errors import DigitlabError
 from digitlab.inference.reader import Reader
 from digitlab.inference.reading import read
@@ -103,20 +102,6 @@ def test_a_small_number_in_a_large_photo_is_read_from_full_resolution(reader, mn
 def test_a_folder_that_is_no_reader_is_an_error(tmp_path):
     with pytest.raises(DigitlabError, match="no line reader"):
         Reader.load(tmp_path)
-
-
-def test_cli_read_annotate_draws_boxes(mnist, tmp_path, capsys):
-    page, text = digit_page(mnist.x_test, mnist.y_test, np.random.default_rng(6), lines=2, per_line=10,
-                            size=(900, 300))
-    path = tmp_path / "two lines.png"
-    Image.fromarray(page).save(path)
-    out = tmp_path / "seen"
-    assert main(["read", str(path), "--annotate", str(out)]) == 0
-    assert capsys.readouterr().out.startswith(str(path))
-    drawn = np.asarray(Image.open(out / "two lines.png").convert("RGB")).astype(int)
-    assert drawn.shape[:2] == page.shape
-    green = (drawn[..., 1] > 120) & (drawn[..., 0] < 80) & (drawn[..., 2] < 80)
-    assert green.sum() > 100  # boxes drawn around the digits read
 
 
 def test_onnx_runtime_reads_as_pytorch(mnist):

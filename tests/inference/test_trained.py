@@ -5,8 +5,10 @@ import shutil
 
 import numpy as np
 
-from digitlab.inference import Predictor, export_onnx, preprocess_image
-from digitlab.inference.onnx_export import compare_onnx
+from digitlab.export import export_onnx
+from digitlab.export.onnx import compare_onnx
+from digitlab.inference import Predictor
+from digitlab.vision import preprocess_image
 
 
 def test_preprocessed_mnist_keeps_trained_accuracy(trained_run, mnist):

@@ -12,10 +12,11 @@ from torch import nn
 
 from digitlab.errors import DigitlabError
 from digitlab.inference.ctc import pad_lines
+from digitlab.layout import BLANK, LINE_HEIGHT, NUM_CLASSES
 from digitlab.models import MODELS
 from digitlab.models.fuse import fuse_for_inference
 from digitlab.models.reader import LineReader, reader_config, weight_bytes
-from digitlab.synth.lines import BLANK, LINE_HEIGHT, NUM_CLASSES, LineStyle, LineSynth
+from digitlab.synth.lines import LineStyle, LineSynth
 
 MAX_WEIGHT_BYTES = 2_000_000  # the brief: <= 2 MB of float32 weights
 

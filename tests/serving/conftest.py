@@ -18,6 +18,7 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from digitlab.checkpoints import ModelMeta, ModelSpec, WeightsRef
 from digitlab.inference import Predictor  # noqa: E402
 from digitlab.serving import create_app  # noqa: E402
 
@@ -47,8 +48,11 @@ class LinearSession:
 def linear_predictor(class_names: list[str], seed: int, model_id: str, dataset: str, tmp: Path) -> Predictor:
     """A real Predictor whose "ONNX session" is a LinearSession (`.session.batches` records its inputs)."""
     session = LinearSession(len(class_names), seed)
-    meta = {"model": {"name": model_id, "config": {}}, "dataset": dataset, "class_names": list(class_names),
-            "num_classes": len(class_names), "weights": {"sha256": hashlib.sha256(model_id.encode()).hexdigest()}}
+    # model_construct: `model_id` names no registry model (a stand-in needs none), so it skips that check
+    meta = ModelMeta.model_construct(
+        format=1, model=ModelSpec.model_construct(name=model_id, config={}), dataset=dataset,
+        class_names=list(class_names), num_classes=len(class_names),
+        weights=WeightsRef(sha256=hashlib.sha256(model_id.encode()).hexdigest()))
     predictor = Predictor(backend="onnx", meta=meta, run_dir=tmp, session=session)
     predictor.session = session  # type: ignore[attr-defined]
     return predictor
@@ -111,53 +115,6 @@ def live_server(trained_run: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run directory holding an untrained `softmax` checkpoint: loads in milliseconds, for process tests."""
-    from digitlab.checkpoints import save_checkpoint
-    from digitlab.models import build_model
-
-    run_dir = tmp_path_factory.mktemp("tiny_run")
-    save_checkpoint(run_dir, build_model("softmax"), {"class_names": [str(i) for i in range(10)], "dataset": "mnist"})
-    return run_dir
-
-
-@pytest.fixture
-def serve_process(tmp_path: Path) -> Iterator:
-    """A starter of `digitlab serve RUN --port 0 --backend torch OPTIONS` processes, killed at teardown.
-
-    `start(run, *options)` -> (process, port from its banner, path of its stderr log), once it
-    answers /healthz; fails the test if it exits first."""
-    procs: list[subprocess.Popen] = []
-
-    def start(run: Path, *options: str) -> tuple[subprocess.Popen, int, Path]:
-        log = tmp_path / f"serve-{len(procs)}.log"
-        cmd = [sys.executable, "-m", "digitlab", "serve", str(run), "--port", "0", "--backend", "torch", *options]
-        with open(log, "wb") as err:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        procs.append(proc)
-        banner = proc.stdout.readline()  # "digitlab: serving NAME at http://127.0.0.1:PORT/ (Ctrl-C to stop)"
-        if "serving" not in banner:
-            pytest.fail(f"digitlab serve did not start: {banner!r}\n{log.read_text()[-3000:]}")
-        port = int(banner.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
-        deadline = time.monotonic() + 60
-        while True:  # the banner comes just before uvicorn starts accepting: wait for /healthz
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    return proc, port, log
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"digitlab serve did not answer /healthz:\n{log.read_text()[-3000:]}")
-                time.sleep(0.1)
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
 
 
 # -- the drawing page's browser tests -------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab.inference import load_image, preprocess_image
+from digitlab.vision import load_image, preprocess_image
 
 MAX_BODY = 64 * 1024  # the client fixture's limit (conftest.py)
 CLOSE = {"rtol": 1e-5, "atol": 1e-6}  # a float32 model, a float64 answer

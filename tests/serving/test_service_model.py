@@ -12,8 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from digitlab.inference import Predictor, load_image, preprocess_image
+from digitlab.inference import Predictor
 from digitlab.serving import create_app
+from digitlab.vision import load_image, preprocess_image
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def test_model_endpoint_reports_metadata_and_test_metrics(real_client, predictor
     assert info["model_id"] == predictor.model_id
     assert info["backend"] == predictor.backend and info["backend"] in ("int8", "onnx", "torch")
     assert info["class_names"] == list(predictor.class_names)
-    assert info["meta"]["model"] == predictor.meta["model"]
+    assert info["meta"]["model"] == predictor.meta.model.model_dump(mode="json")
     report = json.loads((trained_run / "report.json").read_text())  # `train` writes it
     assert info["test_metrics"]["accuracy"] == report["accuracy"]
 

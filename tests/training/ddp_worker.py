@@ -5,7 +5,8 @@ import json
 import os
 import sys
 
-from digitlab.training import TrainConfig, train
+from digitlab.runs import train
+from digitlab.training import TrainConfig
 
 if __name__ == "__main__":
     config = TrainConfig.from_dict(json.loads(sys.argv[1]))

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from digitlab.checkpoints import load_checkpoint
-from digitlab.training import TrainConfig, train
+from digitlab.runs import train
+from digitlab.training import TrainConfig
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 

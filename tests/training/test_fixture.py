@@ -13,5 +13,5 @@ def test_trained_run_fixture(trained_run: Path) -> None:
     records = [json.loads(line) for line in (trained_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
     ckpt = load_checkpoint(trained_run)
-    assert ckpt.meta["model"]["name"] == "cnn" and ckpt.meta["dataset"] == "mnist"
+    assert ckpt.meta.model.name == "cnn" and ckpt.meta.dataset == "mnist"
     assert records[-1]["val_accuracy"] > 0.95

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from digitlab.errors import DigitlabError
+from digitlab.layout import LINE_HEIGHT
 from digitlab.models.reader import LineReader
-from digitlab.synth.lines import LINE_HEIGHT, LineSynth
+from digitlab.synth.lines import LineSynth
 from digitlab.training.line_reader import (
     PLAN_AFTER,
     ReaderTrainConfig,

@@ -9,7 +9,8 @@ import torch
 
 from digitlab.checkpoints import load_checkpoint
 from digitlab.errors import DigitlabError
-from digitlab.training import TrainConfig, train
+from digitlab.runs import train
+from digitlab.training import TrainConfig
 
 # A few seconds each: 1,000 training images, 500 validation images, one thread (the CPU is shared).
 SMALL = dict(train_size=1000, validation_size=500, batch_size=100, device="cpu", threads=1)
@@ -40,8 +41,8 @@ def test_records_and_run_dir(mnist, tmp_path: Path) -> None:
     assert [r["step"] for r in result.step_history] == [4, 8, 12, 16, 20]
     assert _jsonl(tmp_path / "steps.jsonl") == result.step_history
     ckpt = load_checkpoint(tmp_path)
-    assert ckpt.meta["training"] == config.to_dict()
-    assert ckpt.meta["metrics"]["val_accuracy"] == records[-1]["val_accuracy"]
+    assert ckpt.meta.training == config.to_dict()
+    assert ckpt.meta.metrics["val_accuracy"] == records[-1]["val_accuracy"]
     for a, b in zip(ckpt.model.state_dict().values(), result.model.state_dict().values()):
         assert torch.equal(a, b)
     # validation accuracy is what the returned model gets on the first 500 training images
@@ -86,7 +87,7 @@ def test_resume_equals_uninterrupted(mnist, tmp_path: Path, optimizer: str) -> N
     with pytest.raises(_Interrupt):
         train(config, mnist, run_dir=tmp_path / "cut", callback=interrupt)
     assert [r["epoch"] for r in _jsonl(tmp_path / "cut" / "metrics.jsonl")] == [1, 2]
-    assert load_checkpoint(tmp_path / "cut").meta["metrics"]["epoch"] == 2  # the last complete epoch survives
+    assert load_checkpoint(tmp_path / "cut").meta.metrics["epoch"] == 2  # the last complete epoch survives
     resumed = train(config, mnist, run_dir=tmp_path / "cut", resume=True)
     for key, value in _weights(full.model).items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
@@ -136,7 +137,8 @@ def test_bad_inputs(mnist) -> None:
 KILL_SCRIPT = """
 import json, os, signal, sys
 from digitlab.data import load
-from digitlab.training import TrainConfig, train
+from digitlab.training import TrainConfig
+from digitlab.runs import train
 
 def kill_in_epoch_3(event):
     if event["event"] == "step" and event["epoch"] == 3 and event["batch"] == 2:
@@ -157,7 +159,7 @@ def test_resume_after_sigkill(mnist, mnist_dir: Path, tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, json.dumps(config.to_dict()), str(mnist_dir),
                            str(tmp_path / "killed")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
-    assert load_checkpoint(tmp_path / "killed").meta["metrics"]["epoch"] == 2
+    assert load_checkpoint(tmp_path / "killed").meta.metrics["epoch"] == 2
     resumed = train(config, mnist, run_dir=tmp_path / "killed", resume=True)
     full = train(config, mnist)
     for key, value in full.model.state_dict().items():
@@ -166,7 +168,7 @@ def test_resume_after_sigkill(mnist, mnist_dir: Path, tmp_path: Path) -> None:
 
 def test_update_ema_is_the_moving_average() -> None:
     """e <- d e + (1 - d) m for float tensors, with d ramped up over the first steps; integer buffers copied."""
-    from digitlab.training.loop import EMA_WARMUP, update_ema
+    from digitlab.training.step import EMA_WARMUP, update_ema
 
     torch.manual_seed(0)
     model, ema = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)

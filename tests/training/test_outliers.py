@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from digitlab.errors import DigitlabError
-from digitlab.training import TrainConfig, train
+from digitlab.runs import train
+from digitlab.training import TrainConfig
 from digitlab.training import outliers as O
-from digitlab.training.loop import outlier_loss
+from digitlab.training.step import outlier_loss
 
 SMALL = dict(train_size=1000, validation_size=500, batch_size=100, device="cpu", threads=1)
 TINY_CNN = dict(model="cnn", model_config={"channels": [4, 8, 16]})
@@ -105,7 +106,7 @@ def test_resume_with_outliers_and_pen_changes_equals_uninterrupted(mnist, tmp_pa
 def test_each_outlier_source_gives_the_same_share_of_a_batch() -> None:
     from types import SimpleNamespace
 
-    from digitlab.training.loop import _outlier_batch
+    from digitlab.training.step import _outlier_batch
 
     parts = (3, 1000, 10)  # a small source counts as much as a large one
     images = torch.cat([torch.full((n, 28, 28), i + 1, dtype=torch.uint8) for i, n in enumerate(parts)])

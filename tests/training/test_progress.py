@@ -7,7 +7,8 @@ import types
 
 import pytest
 
-from digitlab.training import Progress, TrainConfig, format_epoch, train
+from digitlab.runs import train
+from digitlab.training import Progress, TrainConfig, format_epoch
 
 SMALL = {"train_size": 2000, "validation_size": 500, "batch_size": 100, "device": "cpu", "threads": 1}
 

@@ -7,7 +7,8 @@ import torch
 
 from digitlab.errors import DigitlabError
 from digitlab.models import build_model
-from digitlab.training import RECIPES, get_recipe, recipe_config, train
+from digitlab.runs import train
+from digitlab.training import RECIPES, get_recipe, recipe_config
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -90,7 +91,7 @@ def test_the_robust_recipe_keeps_the_picture_training() -> None:
 
 def test_the_default_recipe_learns_mnist_in_a_short_run(mnist) -> None:
     """The recipe's own settings, squeezed into one epoch of 12,800 images: already far above chance."""
-    from digitlab.inference.runner import predict_logits
+    from digitlab.models.runner import predict_logits
 
     config = recipe_config("cnn", epochs=1, train_size=12_800, validation_size=1000, threads=1)
     result = train(config, mnist)

@@ -5,10 +5,12 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from digitlab.checkpoints import ModelMeta
 
 PARITY_TOLERANCE = 1e-4  # max |logit difference| accepted between ONNX Runtime and PyTorch
 
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_images(meta: dict[str, Any], n: int, data_dir: str | None) -> tuple[np.ndarray, str]:
+def _check_images(meta: ModelMeta, n: int, data_dir: str | None) -> tuple[np.ndarray, str]:
     """Up to n test images of the model's dataset, or seeded random images if it cannot be loaded."""
     import numpy as np
 
@@ -62,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     """Export, compare with PyTorch, optionally benchmark."""
     from digitlab.checkpoints import read_meta
     from digitlab.errors import DigitlabError
-    from digitlab.inference import export_onnx
-    from digitlab.inference.onnx_export import compare_onnx
+    from digitlab.export import export_onnx
+    from digitlab.export.onnx import compare_onnx
 
     if args.opset < 17:
         raise DigitlabError(f"--opset {args.opset}: use 17 or higher")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         diff = compare_onnx(args.run, path, x)
         size_kb = path.stat().st_size / 1024
         where = "dry run, not kept" if args.dry_run else str(path)
-        print(f"exported {meta['model']['name']} to ONNX opset {args.opset}: {where} ({size_kb:.0f} KiB)")
+        print(f"exported {meta.model.name} to ONNX opset {args.opset}: {where} ({size_kb:.0f} KiB)")
         print(f"max |ONNX Runtime - PyTorch| logit difference on {len(x)} {what}: {diff:.3g} "
               f"(tolerance {PARITY_TOLERANCE:g})")
         if diff > PARITY_TOLERANCE:
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{PARITY_TOLERANCE:g}; do not use this export", file=sys.stderr)
             return 1
     if args.int8 and not args.dry_run:
-        from digitlab.inference import export_int8
+        from digitlab.export import export_int8
 
         print(export_int8(args.run, data_dir=args.data_dir).summary())
     if args.benchmark and not args.dry_run:

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from digitlab.inference import Predictor
-    from digitlab.inference.prediction import Prediction
     from digitlab.inference.rejection import Ink
+    from digitlab.prediction import Prediction
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 

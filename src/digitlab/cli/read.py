@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from digitlab.cli._model import MODEL_HELP, split_model
 
 if TYPE_CHECKING:
-    from digitlab.inference.prediction import Reading
+    from digitlab.prediction import Reading
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -114,8 +114,8 @@ def _annotate(path: Path, reading: Reading, out: Path, taken: set[str]) -> str:
     import io
 
     from digitlab._io import atomic_write_bytes
-    from digitlab.inference.annotate import annotate
-    from digitlab.inference.preprocess import load_image
+    from digitlab.vision.annotate import annotate
+    from digitlab.vision.decode import load_image
 
     name, k = f"{path.stem}.png", 1
     while name in taken:

@@ -14,7 +14,8 @@ from digitlab.training.config import OPTIMIZERS, SCHEDULES
 from digitlab.training.recipes import DEFAULT_RECIPE, RECIPES, recipe_config
 
 if TYPE_CHECKING:
-    from digitlab.training import RunOutputs, TrainConfig
+    from digitlab.runs import RunOutputs
+    from digitlab.training import TrainConfig
 
 _CNN = RECIPES[DEFAULT_RECIPE].config  # the help's examples quote the default recipe's values
 
@@ -32,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "recipe, then --config, then the options below, then --set. Under torchrun it trains "
                     "with DistributedDataParallel.",
     )
+    _add_config_options(p)
+    _add_training_options(p)
+    _add_run_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """Where the config comes from: the recipe, a TOML file, --set; and the options that only list or print."""
     recipes = ", ".join([*RECIPES, "reader"])
     p.add_argument("--recipe", default=DEFAULT_RECIPE, metavar="NAME",
                    help=f"named preset: {recipes} (default: {DEFAULT_RECIPE}). `reader` trains the line reader "
@@ -47,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "--set 'model_config={channels=[32, 64]}' (repeatable; values read as TOML; default: none)")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as TOML and exit (default: off)")
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """The TrainConfig fields with an option of their own: the data, the model, the optimisation, the device."""
     p.add_argument("--dataset", default=None, help="dataset name or IDX folder (default: the recipe's, mnist for most)")
     p.add_argument("--data-dir", default=None,
                    help="folder holding the dataset's IDX files (default: $DIGITLAB_DATA_DIR, then the data "
@@ -72,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for training (default: the recipe's: 1 for the tutorial recipes, "
                         "else torch's, all cores; 1 is much faster on a busy machine)")
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """The run directory and what the run writes and prints."""
     p.add_argument("--run-dir", default=None, help="output folder (default: runs/<recipe>-<YYYYmmdd-HHMMSS>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing run in --run-dir (default: off: an existing run is an error)")
@@ -88,7 +105,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                    help="0 silent, 1 a progress bar and a line per epoch, 2 a line per epoch (default: 1 in a "
                         "terminal, else 2)")
-    p.set_defaults(func=run)
 
 
 def _list_recipes() -> int:
@@ -210,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
         print(config.to_toml(), end="")
         return 0
     from digitlab.models import build_model
-    from digitlab.training import obtain_datasets, train
+    from digitlab.runs import obtain_datasets, train
 
     rank = int(os.environ.get("RANK", "0"))
     with contextlib.ExitStack() as stack:
@@ -221,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir = _run_dir(args, stack)
         board = None
         if args.tensorboard is not None and rank == 0:
-            from digitlab.training.tensorboard import TensorBoardCallback
+            from digitlab.runs.tensorboard import TensorBoardCallback
 
             board = stack.enter_context(TensorBoardCallback(Path(args.tensorboard or run_dir / "tensorboard")))
         if rank == 0:

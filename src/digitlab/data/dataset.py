@@ -141,7 +141,7 @@ def fetch(
     """Make sure verified files of registered dataset `name` are in the cache; returns that folder.
 
     Files taken from `data_dir` are copied (decompressed) into the cache too. `timeout`
-    ((connect, read) seconds) and `retries` default to `sources.HTTP_TIMEOUT` / `HTTP_RETRIES`.
+    ((connect, read) seconds) and `retries` default to `download.HTTP_TIMEOUT` / `HTTP_RETRIES`.
     """
     spec = get_spec(os.fspath(name))
     folder = data_dir if data_dir is not None else (os.environ.get("DIGITLAB_DATA_DIR") or None)

@@ -16,7 +16,7 @@ STANDARD_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 IMAGE_SHAPE = (28, 28)
-# How a picture is turned into this dataset's format (`digitlab.inference.preprocess_image`'s
+# How a picture is turned into this dataset's format (`digitlab.vision.preprocess_image`'s
 # profiles): "mnist" fits the ink into 20x20 and centres it by centre of mass; "fashion" resizes
 # the object's longer side to 28 and centres it by its bounding box, as Zalando made Fashion-MNIST.
 Preprocessing = Literal["mnist", "fashion"]

@@ -4,7 +4,8 @@ Temperature scaling divides a model's logits by one scalar T > 0 fitted to minim
 negative log-likelihood (NLL) on held-out validation data; the argmax, hence the accuracy, is
 unchanged. The expected calibration error (ECE) compares the mean top probability with the
 accuracy in 15 equal-width bins of the top probability. Everything here is a pure, vectorised
-NumPy function of logits or probabilities (N, C) and integer labels (N,).
+NumPy function of logits or probabilities (N, C) and integer labels (N,); the softmax, log-softmax
+and the one-dimensional minimisation are SciPy's.
 """
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
 
 from digitlab.errors import DigitlabError
+from digitlab.models.runner import softmax
 
 __all__ = [
     "N_BINS",
@@ -30,7 +34,7 @@ __all__ = [
 
 N_BINS = 15  # Guo et al.'s bins: (0, 1/15], (1/15, 2/15], ..., (14/15, 1]
 T_MIN, T_MAX = 0.01, 100.0  # the fitted temperature is kept in here (model.json accepts 0 < T < 1000)
-_MAX_ITER = 100  # safeguarded Newton: quadratic near the optimum, bisection (~40 steps) at worst
+LOG_T_TOLERANCE = 1e-8  # the fit stops when log T is known to this: T to 1e-8 relative, far below any effect
 
 
 def _check(scores: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -42,16 +46,6 @@ def _check(scores: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.ndarra
     if labels.size and (labels.min() < 0 or labels.max() >= scores.shape[1]):
         raise ValueError(f"labels must be in [0, {scores.shape[1]}), got min {labels.min()}, max {labels.max()}")
     return scores, labels
-
-
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of float64 logits (N, C), stable for any magnitude."""
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    return np.exp(_log_softmax(z))
 
 
 def negative_log_likelihood(scores: np.ndarray, labels: np.ndarray, *, from_logits: bool = False) -> float:
@@ -66,7 +60,7 @@ def negative_log_likelihood(scores: np.ndarray, labels: np.ndarray, *, from_logi
     if labels.size == 0:
         return float("nan")
     if from_logits:
-        log_p = _log_softmax(scores)[np.arange(labels.size), labels]
+        log_p = log_softmax(scores, axis=1)[np.arange(labels.size), labels]
     else:
         eps = np.finfo(np.float64).eps
         p = scores / scores.sum(axis=1, keepdims=True)  # log_loss renormalises rows too
@@ -146,50 +140,28 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_
     return reliability_bins(probabilities, labels, n_bins).ece
 
 
-def _nll_derivatives(z: np.ndarray, zy: np.ndarray, beta: float) -> tuple[float, float]:
-    """First and second derivative in beta = 1/T of the mean NLL of softmax(beta * z)."""
-    p = _softmax(beta * z)
-    mean_z = (p * z).sum(axis=1)
-    var_z = (p * z * z).sum(axis=1) - mean_z**2
-    return float(np.mean(mean_z - zy)), float(np.mean(np.maximum(var_z, 0.0)))
-
-
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T > 0 minimising the mean NLL of softmax(logits / T) on (held-out) data.
 
     logits : array of shape (n_samples, n_classes); labels : integers of shape (n_samples,).
-    In beta = 1/T the NLL is convex (log-sum-exp of lines minus a line), so its minimum is the
-    root of the derivative, found by Newton's method kept inside a shrinking bracket (bisection
-    when a step leaves it): deterministic, converged to |d beta| <= 1e-12 beta. The result is
-    kept in [0.01, 100]: a bound is returned when the optimum lies beyond it (e.g. every sample
-    right with a margin, where the NLL keeps falling as T -> 0).
+    In beta = 1/T the NLL is convex (log-sum-exp of lines minus a line), so it has one minimum in
+    log T too, found by SciPy's bounded Brent search (`minimize_scalar`) to LOG_T_TOLERANCE:
+    deterministic. The result is kept in [T_MIN, T_MAX]: a bound is returned when the optimum lies
+    at or beyond it (e.g. every sample right with a margin, where the NLL keeps falling as T -> 0).
     """
     z, labels = _check(logits, labels, "logits")
     if labels.size == 0:
         raise ValueError("fit_temperature needs at least one sample; got none")
-    zy = z[np.arange(labels.size), labels]
-    lo, hi = 1.0 / T_MAX, 1.0 / T_MIN
-    if _nll_derivatives(z, zy, lo)[0] >= 0:
-        return T_MAX  # the NLL still falls (or is flat) as beta -> 0: softer than T_MAX is no better
-    if _nll_derivatives(z, zy, hi)[0] <= 0:
-        return T_MIN
-    beta = 1.0
-    for _ in range(_MAX_ITER):
-        grad, curv = _nll_derivatives(z, zy, beta)
-        if grad == 0.0:
-            break
-        if grad < 0:
-            lo = beta
-        else:
-            hi = beta
-        new = beta - grad / curv if curv > 0 else np.nan
-        if not lo < new < hi:
-            new = float(np.sqrt(lo * hi))  # bisection on log beta: the bracket spans four decades
-        done = abs(new - beta) <= 1e-12 * beta
-        beta = new
-        if done:
-            break
-    return float(1.0 / beta)
+
+    def nll(log_t: float) -> float:
+        return negative_log_likelihood(z / np.exp(log_t), labels, from_logits=True)
+
+    best = minimize_scalar(nll, bounds=(np.log(T_MIN), np.log(T_MAX)), method="bounded",
+                           options={"xatol": LOG_T_TOLERANCE})
+    for bound in (T_MAX, T_MIN):  # the search never tries a bound itself: one at least as good is the optimum
+        if nll(np.log(bound)) <= best.fun:
+            return bound
+    return float(np.exp(best.x))
 
 
 def calibration_metrics(logits: np.ndarray, labels: np.ndarray, temperature: float,
@@ -203,7 +175,7 @@ def calibration_metrics(logits: np.ndarray, labels: np.ndarray, temperature: flo
     z, labels = _check(logits, labels, "logits")
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    before, after = _softmax(z), _softmax(z / temperature)
+    before, after = softmax(z), softmax(z, temperature)
     bins_before, bins_after = reliability_bins(before, labels, n_bins), reliability_bins(after, labels, n_bins)
     return {
         "method": "temperature scaling",

@@ -25,7 +25,9 @@ import numpy as np
 from torch import nn
 
 from digitlab.inference.ctc import DecodedChar, best_path_runs, read_lines
-from digitlab.synth.lines import ALPHABET, LineBatch, condition_set, labels_to_text
+from digitlab.layout import ALPHABET
+from digitlab.models.runner import softmax
+from digitlab.synth.lines import LineBatch, condition_set, labels_to_text
 
 NONDIGIT_CHAR = "?"
 
@@ -174,9 +176,8 @@ def binary_ece(confidence: np.ndarray, right: np.ndarray, n_bins: int = ECE_BINS
 
 
 def _peak_probability(rows: np.ndarray, classes: np.ndarray, t: float) -> np.ndarray:
-    z = rows / t
-    z = z - z.max(1, keepdims=True)
-    return np.exp(z[np.arange(len(z)), classes]) / np.exp(z).sum(1)
+    """float64 (n,): the probability of `classes` (n,) in softmax(rows (n, C) / t)."""
+    return softmax(rows, t)[np.arange(len(rows)), classes]
 
 
 def calibrate_reader(log_probs: Sequence[np.ndarray], truths: Sequence[str]) -> ReaderCalibration:

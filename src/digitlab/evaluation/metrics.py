@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.inference.runner import softmax
+from digitlab.models.runner import softmax
 
 __all__ = ["averages", "confusion_matrix", "precision_recall_f1", "softmax", "top_k_accuracy"]
 

@@ -414,7 +414,7 @@ def run_figures(
         resolve_run,
         stored_calibration,
     )
-    from digitlab.inference.runner import predict_logits
+    from digitlab.models.runner import predict_logits
 
     ckpt, ds, class_names = resolve_run(checkpoint if checkpoint is not None else run_dir, dataset,
                                         data_dir=data_dir)
@@ -447,7 +447,7 @@ def run_figures(
     if any("epoch" in r for r in records):
         figures[CURVES_PNG] = training_curves_figure(
             records, steps=read_metrics(files.steps) if files.steps.is_file() else None,
-            training=ckpt.meta.get("training"), title=title("Training curves"))
+            training=ckpt.meta.training, title=title("Training curves"))
     if report.get("calibration"):
         figures[RELIABILITY_PNG] = reliability_figure(report["calibration"], title=title("Reliability diagram"))
     return {run / name: fig for name, fig in figures.items()}

@@ -18,13 +18,13 @@ from digitlab.evaluation.metrics import (
     softmax,
     top_k_accuracy,
 )
-from digitlab.inference.runner import predict_logits
 from digitlab.layout import REPORT
+from digitlab.models.runner import predict_logits
 
 if TYPE_CHECKING:  # torch is imported lazily: `digitlab --help` should not pay for it
     import torch
 
-    from digitlab.checkpoints import Checkpoint
+    from digitlab.checkpoints import Checkpoint, ModelMeta
     from digitlab.data import Dataset
 
 REPORT_NAME = REPORT
@@ -34,9 +34,9 @@ class DatasetMismatchWarning(UserWarning):
     """A model is evaluated on a dataset other than the one named in its model.json."""
 
 
-def dataset_mismatch(meta: Mapping[str, Any], dataset_name: str | None, *, run_dir: Any = None) -> str | None:
+def dataset_mismatch(meta: ModelMeta, dataset_name: str | None, *, run_dir: Any = None) -> str | None:
     """The warning text when `dataset_name` is not the dataset model.json names, else None."""
-    own = meta.get("dataset")
+    own = meta.dataset
     if not own or not dataset_name or own == dataset_name:
         return None
     where = f"{run_dir}: " if run_dir is not None else ""
@@ -65,7 +65,7 @@ def resolve_run(
                                  data_dir=data_dir, run_dir=ckpt.run_dir)
     else:
         ds = dataset
-    names = [str(n) for n in ckpt.meta.get("class_names") or ds.class_names]
+    names = list(ckpt.meta.class_names or ds.class_names)
     if len(names) != len(ds.class_names):
         raise DigitlabError(
             f"{ckpt.run_dir}: the model has {len(names)} classes but dataset {ds.name!r} has "
@@ -156,14 +156,13 @@ def evaluate_model(
     return report_from_logits(logits, y, class_names, top_k=top_k, dataset=dataset)
 
 
-def stored_calibration(meta: Mapping[str, Any], logits: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
+def stored_calibration(meta: ModelMeta, logits: np.ndarray, y: np.ndarray) -> dict[str, Any] | None:
     """`calibration_metrics` of the temperature in model.json's `calibration` on these logits, or None."""
     from digitlab.evaluation.calibration import calibration_metrics
 
-    temperature = (meta.get("calibration") or {}).get("temperature")
-    if temperature is None or len(y) == 0:
+    if meta.calibration is None or len(y) == 0:
         return None
-    return calibration_metrics(logits, y, float(temperature))
+    return calibration_metrics(logits, y, meta.calibration.temperature)
 
 
 def evaluate_run(

@@ -1,19 +1,23 @@
-"""digitlab.inference: the one image preprocessing, `Predictor` (torch or ONNX Runtime), ONNX and int8 export.
+"""Inference: a trained model answering for pictures and arrays.
 
-torch and onnxruntime are imported only when a Predictor is loaded or a model exported.
+    predictor  Predictor: a checkpoint on PyTorch or ONNX Runtime; predict_image(s), read, predict_proba
+    runner     predict_logits: the one batch runner of a torch model
+    rejection  decide: "blank", "several objects", "not a digit" (energy score against a threshold)
+    reader     Reader: the line reader (CTC), batched by width, calibrated
+    ctc        greedy decoding of the reader's frames
+    reading    read: every digit in a picture, as text (the reader over vision.lines' lines)
+
+Pictures become model input in `digitlab.vision`; exports and sessions are `digitlab.export`.
+torch and onnxruntime are imported only when a Predictor is loaded.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from digitlab.inference.preprocess import MAX_IMAGE_PIXELS, load_image, preprocess_image
-
 if TYPE_CHECKING:
-    from digitlab.inference.onnx_export import export_onnx
     from digitlab.inference.predictor import Predictor
-    from digitlab.inference.quantize import export_int8
 
-__all__ = ["MAX_IMAGE_PIXELS", "Predictor", "export_int8", "export_onnx", "load_image", "preprocess_image"]
+__all__ = ["Predictor"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,12 +25,4 @@ def __getattr__(name: str) -> Any:
         from digitlab.inference.predictor import Predictor
 
         return Predictor
-    if name == "export_onnx":
-        from digitlab.inference.onnx_export import export_onnx
-
-        return export_onnx
-    if name == "export_int8":
-        from digitlab.inference.quantize import export_int8
-
-        return export_int8
     raise AttributeError(f"module 'digitlab.inference' has no attribute {name!r}")

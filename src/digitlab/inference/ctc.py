@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from digitlab.errors import DigitlabError
-from digitlab.synth.lines import ALPHABET, BASELINE, BLANK, DIGIT_PX, INK_LEVEL, LINE_HEIGHT
+from digitlab.layout import ALPHABET, BASELINE, BLANK, DIGIT_PX, INK_LEVEL, LINE_HEIGHT
 
 MIN_WIDTH = 16  # px: narrower lines are padded to this, so every line has a few frames
 

@@ -9,40 +9,31 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL.Image import Image as PILImage
 
-from digitlab._io import atomic_write_bytes
 from digitlab.data.registry import Preprocessing, preprocessing_of
 from digitlab.errors import DigitlabError
-from digitlab.inference.onnx_export import (
+from digitlab.export.onnx import (
     INPUT_NAME,
     OUTPUT_NAME,
-    onnx_bytes,
-    onnx_metadata,
-    ort_session,
     weights_sha256,
 )
-from digitlab.inference.prediction import Prediction, Reading
-from digitlab.inference.preprocess import (
-    MAX_IMAGE_PIXELS,
-    ImageInput,
-    Preprocessed,
-    load_image,
-    preprocess,
-    preprocess_image,
-)
+from digitlab.export.sessions import Session, int8_session, onnx_session
 from digitlab.inference.rejection import Ink, Rejection, decide, not_a
-from digitlab.inference.runner import check_images, predict_logits, softmax
 from digitlab.layout import BACKENDS, RunFiles, to_model_input
+from digitlab.models.runner import check_images, predict_logits, softmax
+from digitlab.prediction import Prediction, Reading
+from digitlab.vision import MAX_IMAGE_PIXELS, ImageInput, Preprocessed, clean, load_image, preprocess, preprocess_image
 
 if TYPE_CHECKING:
     import torch
 
+    from digitlab.checkpoints import ModelMeta
     from digitlab.inference.reader import Reader
 
 log = logging.getLogger("digitlab.inference")
@@ -52,10 +43,6 @@ DEFAULT_TOP_K = 3
 # "auto" prefers ONNX Runtime: measured faster than PyTorch on CPU for every registry model at
 # batch 1 and batch 1000 (docs/evaluation.md has the figures and the command); and within it the
 # int8 model when the run has an up-to-date one (only written when it kept the accuracy).
-
-
-class _Session(Protocol):
-    def run(self, output_names: list[str], input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
 def _onnxruntime_available() -> bool:
@@ -83,32 +70,33 @@ class Predictor:
         self,
         *,
         backend: str,
-        meta: dict[str, Any],
+        meta: ModelMeta | Mapping[str, Any],
         run_dir: Path,
         model: torch.nn.Module | None = None,
-        session: _Session | None = None,
+        session: Session | None = None,
         batch_size: int = 1024,
         reader: str | os.PathLike[str] | None = None,
         reader_refusal: bool = True,
     ) -> None:
         if (model is None) == (session is None):
             raise DigitlabError("Predictor needs exactly one of a torch model and an ONNX Runtime session")
+        from digitlab.checkpoints import ModelMeta
+
+        meta = meta if isinstance(meta, ModelMeta) else ModelMeta.model_validate(meta)
         self.backend = backend
         self.meta = meta
         self.run_dir = run_dir
         self.batch_size = int(batch_size)
-        self.class_names: tuple[str, ...] = tuple(
-            str(c) for c in (meta.get("class_names") or range(int(meta.get("num_classes", 10))))
-        )
-        self.preprocessing: Preprocessing = preprocessing_of(meta.get("dataset"))
-        self.temperature = float((meta.get("calibration") or {}).get("temperature", 1.0))
+        self.class_names: tuple[str, ...] = meta.names
+        self.preprocessing: Preprocessing = preprocessing_of(meta.dataset)
+        self.temperature = meta.temperature
         self.rejection = Rejection.from_meta(meta)
-        self.model_id = f"{meta['model']['name']}-{weights_sha256(meta, run_dir)[:12]}"
+        self.model_id = f"{meta.model.name}-{weights_sha256(meta, run_dir)[:12]}"
         self._model = model
         self._session = session
         self._reader_path = reader
         # the line reader's not-a-digit symbol also refuses single pictures (digit models only)
-        self.reader_refusal = bool(reader_refusal) and meta.get("dataset") == "mnist"
+        self.reader_refusal = bool(reader_refusal) and meta.dataset == "mnist"
         self._reader: Reader | None = None
         self._reader_lock = threading.Lock()
 
@@ -151,13 +139,13 @@ class Predictor:
         onnx_ok = backend in ("onnx", "int8") or (backend == "auto" and _onnxruntime_available())
         if backend == "int8" or (onnx_ok and backend == "auto" and RunFiles(run_dir).int8_onnx.is_file()):
             try:
-                return cls(backend="int8", session=_int8_session(meta, run_dir, num_threads), **make)
+                return cls(backend="int8", session=int8_session(meta, run_dir, num_threads), **make)
             except DigitlabError:
                 if backend == "int8":
                     raise  # "auto": an int8 file of other weights, or one ONNX Runtime cannot load
         if backend == "onnx" or (backend == "auto" and onnx_ok):
             try:
-                return cls(backend="onnx", session=_onnx_session(ckpt.model, meta, run_dir, num_threads), **make)
+                return cls(backend="onnx", session=onnx_session(ckpt.model, meta, run_dir, num_threads), **make)
             except DigitlabError:
                 if backend == "onnx":
                     raise  # "auto": PyTorch still works
@@ -231,15 +219,18 @@ class Predictor:
                        names: Sequence[str | None] | None = None) -> list[Prediction]:
         """Predictions for several pictures, in one batched forward pass (see `predict_image`)."""
         pictures = [self._picture(im, nm, MAX_IMAGE_PIXELS) for im, nm in zip(images, names or [None] * len(images))]
-        done = [preprocess(pic, name=label, profile=self.preprocessing) for label, pic in pictures]
-        predictions = self._from_pictures(done, top_k, reject_threshold)
         if not self.reader_refusal:
-            return predictions
+            done = [preprocess(pic, name=label, profile=self.preprocessing) for label, pic in pictures]
+            return self._from_pictures(done, top_k, reject_threshold)
         from digitlab.inference.reading import reads_no_digit
 
+        cleaned = [clean(pic, name=label) for label, pic in pictures]  # found once: for the classifier and the veto
+        done = [preprocess(pic, name=label, profile=self.preprocessing, cleaned=c)
+                for (label, pic), c in zip(pictures, cleaned, strict=True)]
         return [p.model_copy(update={"rejected": True, "reason": not_a("mnist")})
-                if not p.rejected and reads_no_digit(self.reader, pic, name=label) else p
-                for p, (label, pic) in zip(predictions, pictures, strict=True)]
+                if not p.rejected and reads_no_digit(self.reader, pic, name=label, cleaned=c) else p
+                for p, (label, pic), c in zip(self._from_pictures(done, top_k, reject_threshold), pictures, cleaned,
+                                              strict=True)]
 
     def read(self, image: ImageInput, *, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Reading:
         """Every digit in one picture, as text (lines joined by "\\n") and per-digit boxes, read by the line
@@ -278,7 +269,7 @@ class Predictor:
     def reasons(self, logits: np.ndarray, ink: Sequence[Ink | None] | None = None,
                 reject_threshold: float | None = None) -> list[str | None]:
         """Why each of logits (N, C) is rejected (None: accepted), with the pictures' ink facts when known."""
-        return decide(logits, self.rejection, ink=ink, threshold=reject_threshold, dataset=self.meta.get("dataset"))
+        return decide(logits, self.rejection, ink=ink, threshold=reject_threshold, dataset=self.meta.dataset)
 
     def _predictions(self, logits: np.ndarray, ink: Sequence[Ink | None], top_k: int,
                      reject_threshold: float | None) -> list[Prediction]:
@@ -304,69 +295,3 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"Predictor(model_id={self.model_id!r}, backend={self.backend!r}, classes={len(self.class_names)})"
-
-
-def int8_is_current(meta: dict[str, Any], run_dir: Path) -> bool:
-    """Whether `run_dir/model.int8.onnx` exists and was made from these weights."""
-    path = RunFiles(run_dir).int8_onnx
-    try:
-        return path.is_file() and onnx_metadata(path).get("digitlab.weights_sha256") == weights_sha256(meta, run_dir)
-    except Exception:  # noqa: BLE001 - an unreadable file is simply not current
-        return False
-
-
-def _int8_session(meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> _Session:
-    """An ONNX Runtime session on the run's int8 model; a clear error when it is missing or stale."""
-    path = RunFiles(run_dir).int8_onnx
-    if not path.is_file():
-        raise DigitlabError(f"{path} does not exist; make it with `digitlab export {run_dir} --onnx --int8`, "
-                            "or use --backend onnx")
-    if not int8_is_current(meta, run_dir):
-        raise DigitlabError(f"{path} was made from other weights than {run_dir}'s; remake it with "
-                            f"`digitlab export {run_dir} --onnx --int8`, or use --backend onnx")
-    return ort_session(path.read_bytes(), num_threads, name=str(path))
-
-
-def _onnx_session(model: torch.nn.Module, meta: dict[str, Any], run_dir: Path, num_threads: int | None) -> _Session:
-    """A session on the run's `model.onnx` when current, else on an export cached by the weights' SHA-256."""
-    sha = weights_sha256(meta, run_dir)
-    own = RunFiles(run_dir).onnx
-    try:
-        if own.is_file() and onnx_metadata(own).get("digitlab.weights_sha256") == sha:
-            return ort_session(own.read_bytes(), num_threads, name=str(own))
-    except Exception:  # noqa: BLE001 - a damaged model.onnx is ignored: the export below replaces it in memory
-        log.warning("%s is unreadable; exporting the checkpoint again", own)
-    cached = _export_cache_dir() / f"{sha[:32]}.onnx"
-    data = _read_cached(cached, sha)
-    if data is None:
-        data = onnx_bytes(model, meta, run_dir)
-        _write_cached(cached, data)
-    return ort_session(data, num_threads, name=f"ONNX export of {run_dir}")
-
-
-def _export_cache_dir() -> Path:
-    from digitlab.data.sources import cache_root
-
-    return cache_root() / "onnx"
-
-
-def _read_cached(path: Path, sha: str) -> bytes | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    try:
-        import onnx
-
-        props = {p.key: p.value for p in onnx.load_from_string(data).metadata_props}
-    except Exception:  # noqa: BLE001 - a damaged cache entry is re-exported
-        return None
-    return data if props.get("digitlab.weights_sha256") == sha else None
-
-
-def _write_cached(path: Path, data: bytes) -> None:
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as exc:  # a read-only cache costs an export per load, nothing more
-        log.info("could not cache the ONNX export at %s (%s)", path, exc)
-

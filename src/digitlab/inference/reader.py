@@ -13,11 +13,9 @@ calibrated probability is refused as "not a digit"; one read less surely counts 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from digitlab._io import atomic_write_bytes
 from digitlab.errors import DigitlabError
+from digitlab.export.onnx import READER_INPUT, READER_OUTPUT, reader_onnx_bytes
+from digitlab.export.sessions import cached_export, ort_session
 from digitlab.inference.ctc import best_path_runs, pad_lines
-from digitlab.inference.onnx_export import OPSET, ort_session
+from digitlab.layout import ALPHABET, LINE_HEIGHT
 from digitlab.models.fuse import fuse_for_inference
 from digitlab.models.reader import META, WEIGHTS, load_reader
-from digitlab.synth.lines import ALPHABET, LINE_HEIGHT
 
 READER_BACKENDS = ("auto", "torch", "onnx")
-INPUT, OUTPUT = "lines", "log_probs"  # the ONNX graph's names
 NOT_A_DIGIT_REASON = "not a digit"
 UNSURE_REASON = "unsure"
 TAIL = 16  # px of black read after every line (see log_probs)
@@ -100,19 +97,7 @@ class Reader:
 
     def _onnx(self) -> bytes:
         """The reader as ONNX: from the user cache (keyed by the weights' SHA-256), else exported now and cached."""
-        from digitlab.data.sources import cache_root
-
-        cached = cache_root() / "onnx" / f"reader-{self.digest[:32]}.onnx"
-        try:
-            return cached.read_bytes()
-        except OSError:
-            pass
-        data = reader_onnx_bytes(self.model)
-        try:
-            atomic_write_bytes(cached, data)
-        except OSError:  # a read-only cache only costs the export again next time
-            pass
-        return data
+        return cached_export(f"reader-{self.digest[:32]}.onnx", self.digest, lambda: reader_onnx_bytes(self.model))
 
     @torch.no_grad()
     def log_probs(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -130,7 +115,7 @@ class Reader:
             idx = order[k:k + n]
             x, widths = pad_lines([images[i] for i in idx], stride=self.stride)
             if self._session is not None:
-                logits = torch.from_numpy(self._session.run([OUTPUT], {INPUT: x.numpy()})[0])
+                logits = torch.from_numpy(self._session.run([READER_OUTPUT], {READER_INPUT: x.numpy()})[0])
             else:
                 with self._lock:
                     logits = self.model(x)  # (T, N, C) log-softmax at T=1
@@ -166,23 +151,6 @@ class Reader:
             unsure = p < self.reject_below
             chars.append(ReadChar(c - 1, ALPHABET[c - 1], p, span, unsure, UNSURE_REASON if unsure else None))
         return chars
-
-
-def reader_onnx_bytes(model: torch.nn.Module) -> bytes:
-    """A LineReader as ONNX (BatchNorm folded): input "lines" float32 (N, 1, 32, W), output "log_probs"
-    (T, N, C), N and W dynamic. Raises DigitlabError when the exporter fails."""
-    fused = fuse_for_inference(model)
-    example = torch.zeros(2, 1, LINE_HEIGHT, 64)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript-exporter and tracer notices: not the user's business
-        try:
-            torch.onnx.export(fused, (example,), buf, input_names=[INPUT], output_names=[OUTPUT],  # type: ignore[arg-type]
-                              dynamic_axes={INPUT: {0: "lines", 3: "width"}, OUTPUT: {0: "frames", 1: "lines"}},
-                              opset_version=OPSET, dynamo=False)
-        except Exception as exc:  # noqa: BLE001 - the exporter raises many types
-            raise DigitlabError(f"ONNX export of the line reader failed: {exc}") from exc
-    return buf.getvalue()
 
 
 def is_reader_folder(path: str | Path) -> bool:

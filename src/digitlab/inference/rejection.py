@@ -2,7 +2,7 @@
 
 Two kinds of evidence, checked in this order:
 
-1. The ink (cheap facts from `digitlab.inference.preprocess.Preprocessed`): nothing stands out
+1. The ink (cheap facts from `digitlab.vision.normalise.Preprocessed`): nothing stands out
    from the background ("blank"), or the picture holds several separate things
    ("several objects": `Predictor.read` is the tool for those).
 2. The model's energy score (Liu, Wang, Owens, Li, "Energy-based Out-of-distribution
@@ -14,15 +14,19 @@ Two kinds of evidence, checked in this order:
    same for the torch, ONNX and int8 backends and costs nothing at inference.
 
 A checkpoint without `rejection` in model.json never rejects by score, only by the ink checks.
-Everything here is a pure NumPy function; `Predictor` calls `decide`.
+Everything here is a pure NumPy (and SciPy) function; `Predictor` calls `decide`.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.special import logsumexp
+
+if TYPE_CHECKING:
+    from digitlab.checkpoints import ModelMeta
 
 BLANK = "blank"
 SEVERAL = "several objects"
@@ -42,9 +46,7 @@ def not_a(dataset: str | None) -> str:
 
 def energy(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """The energy score -T logsumexp(logits / T) of logits (N, C) -> float64 (N,); higher = less like the classes."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    top = z.max(axis=1, keepdims=True)
-    return -temperature * (top[:, 0] + np.log(np.exp(z - top).sum(axis=1)))
+    return -temperature * logsumexp(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
 
 
 @dataclass(frozen=True)
@@ -56,12 +58,10 @@ class Rejection:
     temperature: float = 1.0
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, Any]) -> Rejection | None:
-        """The rejection stored in a model.json dict, or None when it has none (an older checkpoint)."""
-        r = meta.get("rejection")
-        if not r or r.get("threshold") is None:
-            return None
-        return cls(float(r["threshold"]), str(r.get("method", METHOD)), float(r.get("temperature", 1.0)))
+    def from_meta(cls, meta: ModelMeta) -> Rejection | None:
+        """The rejection stored in a checkpoint's model.json, or None when it has none (an older checkpoint)."""
+        r = meta.rejection
+        return None if r is None else cls(float(r.threshold), str(r.method), float(r.temperature))
 
     def score(self, logits: np.ndarray) -> np.ndarray:
         """The rejection score of logits (N, C) -> (N,): the energy (`method` "energy")."""
@@ -125,50 +125,3 @@ def decide(
         word = not_a(dataset)
         reasons = [r if r is not None else (word if o else None) for r, o in zip(reasons, over.tolist())]
     return reasons
-
-
-# -- measuring a detector ----------------------------------------------------------------------------------
-
-def auroc(inliers: np.ndarray, outliers: np.ndarray) -> float:
-    """Area under the ROC curve of telling outliers from inliers by a score (higher = more outlying).
-
-    The Mann-Whitney statistic from average ranks (ties count one half): the probability that a
-    random outlier scores above a random inlier. NaN when either set is empty.
-    """
-    a, b = np.asarray(inliers, np.float64).ravel(), np.asarray(outliers, np.float64).ravel()
-    if a.size == 0 or b.size == 0:
-        return float("nan")
-    both = np.concatenate([a, b])
-    _, inverse, counts = np.unique(both, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)  # rank of the last of each group of equal values
-    ranks = (ends - (counts - 1) / 2.0)[inverse]  # average rank, 1-based
-    u = ranks[a.size:].sum() - b.size * (b.size + 1) / 2.0
-    return float(u / (a.size * b.size))
-
-
-def threshold_keeping(scores: np.ndarray, keep: float) -> float:
-    """The smallest threshold t with at least `keep` of `scores` at or below it (kept: score <= t)."""
-    s = np.sort(np.asarray(scores, np.float64).ravel())
-    if s.size == 0:
-        raise ValueError("threshold_keeping needs at least one score")
-    return float(s[min(s.size - 1, int(np.ceil(keep * s.size)) - 1)])
-
-
-def false_accept_rate(inliers: np.ndarray, outliers: np.ndarray, keep: float = 0.95) -> float:
-    """Share of outliers accepted (score <= t) where t accepts `keep` of the inliers (FPR at 95% TPR)."""
-    b = np.asarray(outliers, np.float64).ravel()
-    if b.size == 0 or np.asarray(inliers).size == 0:
-        return float("nan")
-    return float(np.mean(b <= threshold_keeping(inliers, keep)))
-
-
-def choose_threshold(groups: Mapping[str, np.ndarray], keep: float | Mapping[str, float] = 0.99) -> float:
-    """The threshold keeping at least `keep` of every group of in-distribution scores: the largest group threshold.
-
-    `keep`: one share for every group, or a share per group name.
-    """
-    share = (lambda name: keep) if isinstance(keep, float | int) else (lambda name: keep[name])
-    chosen = [threshold_keeping(s, share(name)) for name, s in groups.items() if np.asarray(s).size]
-    if not chosen:
-        raise ValueError("choose_threshold needs at least one non-empty group of scores")
-    return max(chosen)

@@ -31,8 +31,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from digitlab.errors import DigitlabError
+from digitlab.layout import LINE_HEIGHT, NUM_CLASSES
 from digitlab.models.layers import Normalize
-from digitlab.synth.lines import LINE_HEIGHT, NUM_CLASSES
 
 WEIGHTS, META = "reader.safetensors", "reader.json"  # a reader's files in its folder
 INK_MEAN, INK_STD = 0.08, 0.24  # over synthetic training lines (mostly black between characters)

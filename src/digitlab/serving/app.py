@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError
-from digitlab.inference import MAX_IMAGE_PIXELS, Predictor
+from digitlab.inference import Predictor
 from digitlab.layout import RunFiles
 from digitlab.serving.batching import MicroBatcher
 from digitlab.serving.errors import APIError, LastResortMiddleware, error_response, install_error_handlers
@@ -37,6 +37,7 @@ from digitlab.serving.limits import (
 from digitlab.serving.routes import STATIC_DIR, ServedModel, Service, router
 from digitlab.serving.schemas import ModelInfo
 from digitlab.serving.security import SecurityHeadersMiddleware, TokenAuthMiddleware, check_token
+from digitlab.vision import MAX_IMAGE_PIXELS
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a phone photo fits; anything bigger is refused unread
 DEFAULT_TOP_K = 3
@@ -64,8 +65,8 @@ def _serve_one(name: str, source: str | os.PathLike[str] | Predictor, *, backend
     predictor = source if isinstance(source, Predictor) else Predictor.load(source, backend=backend,
                                                                            num_threads=num_threads)
     info = ModelInfo(name=name, model_id=predictor.model_id, backend=predictor.backend,
-                     dataset=predictor.meta.get("dataset"), num_classes=len(predictor.class_names),
-                     class_names=list(predictor.class_names), meta=dict(predictor.meta),
+                     dataset=predictor.meta.dataset, num_classes=len(predictor.class_names),
+                     class_names=list(predictor.class_names), meta=predictor.meta.to_json(),
                      test_metrics=_test_metrics(predictor.run_dir))
     return ServedModel(name, predictor, MicroBatcher(predictor.predict_logits, max_batch=max_batch), info)
 
@@ -165,6 +166,18 @@ def create_app(
     served = {name: _serve_one(name, source, backend=backend, num_threads=num_threads, max_batch=max_batch)
               for name, source in models.items()}
     decodes = DecodePool(max_decodes, decode_queue, decode_wait_s)
+    app = _fastapi(served, decodes)
+    app.state.service = Service(served, max_image_pixels=max_image_pixels, default_top_k=default_top_k,
+                                decodes=decodes)
+    install_error_handlers(app)
+    _add_guards(app, max_body_bytes=max_body_bytes, deadline_s=deadline_s, token=token, limiter=limiter)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(router)
+    return app
+
+
+def _fastapi(served: Mapping[str, ServedModel], decodes: DecodePool) -> FastAPI:
+    """The bare FastAPI app, whose shutdown closes the models' batchers and the decode pool."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,7 +186,7 @@ def create_app(
             await model.batcher.aclose()
         decodes.close()
 
-    app = FastAPI(
+    return FastAPI(
         title="digitlab recognition service",
         version=__version__,
         description="Classify 28x28 digit / clothing images and read whole numbers with the served models. "
@@ -184,10 +197,12 @@ def create_app(
         openapi_url=None,  # served by routes.openapi, which answers HEAD too
         lifespan=lifespan,
     )
-    app.state.service = Service(served, max_image_pixels=max_image_pixels, default_top_k=default_top_k,
-                                decodes=decodes)
-    install_error_handlers(app)
-    # add_middleware puts each one outside the previous: this is innermost first.
+
+
+def _add_guards(app: FastAPI, *, max_body_bytes: int, deadline_s: float, token: str | None,
+                limiter: RateLimiter | None) -> None:
+    """The guards, innermost first: body limit, deadline, token, rate limit, error net, security headers."""
+    # add_middleware puts each one outside the previous, so they are added innermost first.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(DeadlineMiddleware, deadline_s=deadline_s)
     if token is not None:
@@ -196,9 +211,6 @@ def create_app(
         app.add_middleware(RateLimitMiddleware, limiter=limiter)  # outside the token: guesses are limited too
     app.add_middleware(LastResortMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(router)
-    return app
 
 
 def app_from_env() -> FastAPI:

@@ -1,6 +1,6 @@
 """The HTTP request and response schemas, declared once: validation and the OpenAPI document use them.
 
-Responses reuse the library's own types (`digitlab.inference.prediction`), so a prediction has
+Responses reuse the library's own types (`digitlab.prediction`), so a prediction has
 the same keys over HTTP as in Python and in `digitlab predict --json`; the API adds `image`
 (the 28x28 the model saw) and `elapsed_ms`.
 """
@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from digitlab.inference.prediction import Prediction, Reading
+from digitlab.prediction import Prediction, Reading
 
 
 class ImageRequest(BaseModel):

@@ -28,17 +28,11 @@ import cv2
 import numpy as np
 
 from digitlab.errors import DigitlabError, did_you_mean
+from digitlab.layout import ALPHABET, BASELINE, DIGIT_PX, INK_LEVEL, LINE_HEIGHT
 from digitlab.synth.line_marks import NOT_A_DIGIT, Glyphs, digit_glyphs, nondigit_glyphs
 
-LINE_HEIGHT = 32  # px: every line's height (the reader's input height)
-DIGIT_PX = 22.0  # a digit's nominal ink height: MNIST's 20 px in 28, with room in 32 for size jitter and wander
-BASELINE = 27.0  # y of the nominal baseline: 5 px below it for descenders and a wandering baseline
 MARGIN = (2, 12)  # blank columns left and right of the ink: a cropped line is rarely cut tight
 EMPTY_WIDTH = (24, 200)  # width (px) of a line without characters
-INK_LEVEL = 64  # uint8 level above which a pixel counts as a character's ink for its extent
-BLANK = 0  # CTC's blank class
-NUM_CLASSES = 12  # blank, ten digits, not-a-digit
-ALPHABET = "0123456789?"  # class c >= 1 reads as ALPHABET[c - 1]; "?" is a non-digit mark
 RULE_MIN = 1.5 * DIGIT_PX  # shortest ruled-line fragment: longer than a written dash, so it reads as nothing
 BREAK_LEVEL = 128  # a broken stroke's gap is centred on a pixel of at least this ink
 

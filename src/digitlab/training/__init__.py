@@ -1,11 +1,11 @@
 """digitlab.training: optimisers, schedules, augmentation, the loop, recipes and DDP.
 
-    from digitlab.training import recipe_config, train
-    result = train(recipe_config("cnn"), run_dir="runs/cnn")   # the loop, then report, plots, int8
-    result.history[-1]["val_accuracy"], result.outputs.test_accuracy
+    from digitlab.training import fit, recipe_config
+    result = fit(recipe_config("cnn"), dataset)     # the loop only: the model and its per-epoch records
 
+A whole run (the loop, then calibration, report, plots, int8) is `digitlab.runs.train`.
 The configs, recipes and progress are imported at once; the modules that need torch (the loop,
-the pipeline, augmentation, optimisers) only when first used, so `digitlab --help` stays quick.
+augmentation, optimisers) only when first used, so `digitlab --help` stays quick.
 """
 from __future__ import annotations
 
@@ -18,22 +18,21 @@ from digitlab.training.recipes import DEFAULT_RECIPE, RECIPES, Recipe, get_recip
 
 if TYPE_CHECKING:
     from digitlab.training.augment import affine, random_affine
-    from digitlab.training.loop import TrainResult, fit, select_device, train_step
+    from digitlab.training.device import select_device
+    from digitlab.training.loop import TrainResult, fit
     from digitlab.training.optim import build_optimizer, lr_at
-    from digitlab.training.pipeline import ReloadMismatchError, RunOutputs, finish_run, obtain_datasets, train
+    from digitlab.training.step import train_step
 
 _LAZY = {
     "affine": "augment", "random_affine": "augment",
-    "TrainResult": "loop", "fit": "loop", "select_device": "loop", "train_step": "loop",
+    "TrainResult": "loop", "fit": "loop", "select_device": "device", "train_step": "step",
     "build_optimizer": "optim", "lr_at": "optim",
-    "ReloadMismatchError": "pipeline", "RunOutputs": "pipeline", "finish_run": "pipeline", "train": "pipeline",
-    "obtain_datasets": "pipeline",
 }
 
 __all__ = [
-    "DEFAULT_RECIPE", "OPTIMIZERS", "Progress", "RECIPES", "SCHEDULES", "Recipe", "ReloadMismatchError",
-    "RunOutputs", "TrainConfig", "TrainResult", "affine", "build_optimizer", "finish_run", "fit", "format_epoch",
-    "get_recipe", "lr_at", "obtain_datasets", "random_affine", "recipe_config", "select_device", "train", "train_step",
+    "DEFAULT_RECIPE", "OPTIMIZERS", "Progress", "RECIPES", "SCHEDULES", "Recipe", "TrainConfig", "TrainResult",
+    "affine", "build_optimizer", "fit", "format_epoch", "get_recipe", "lr_at", "random_affine", "recipe_config",
+    "select_device", "train_step",
 ]
 
 

@@ -25,8 +25,9 @@ from torch import nn
 
 from digitlab.errors import DigitlabError
 from digitlab.inference.ctc import pad_lines
+from digitlab.layout import BLANK
 from digitlab.models.reader import META, WEIGHTS, LineReader, load_reader, save_reader
-from digitlab.synth.lines import BLANK, CONDITIONS, LineBatch, LineStyle, LineSynth
+from digitlab.synth.lines import CONDITIONS, LineBatch, LineStyle, LineSynth
 
 POOL_BATCHES = 16  # batches made at once and sorted by width: similar widths share a batch, padding shrinks
 PLAN_AFTER = 40  # steps timed before deciding how many fit in max_seconds (the first few are slower)

@@ -1,7 +1,7 @@
 """Picture sets seen through the preprocessing: outliers to train on, and held-out sets to set and judge rejection.
 
 Every set is made of `digitlab.synth` pictures (or another dataset's images) run through the
-one preprocessing (`digitlab.inference.preprocess.preprocess`, the model's dataset profile), so
+one preprocessing (`digitlab.vision.normalise.preprocess`, the model's dataset profile), so
 training and evaluation see exactly what `Predictor.predict_image` would: a uint8 (N, 28, 28)
 array plus the cheap ink facts of each picture. A set is made once and kept in the user cache
 (`<cache>/sets/<key>.npz`, written atomically); the key covers the set's parameters, the source
@@ -57,7 +57,7 @@ class ImageSet:
     """Pictures as the model sees them: images uint8 (N, 28, 28), their ink facts and where each came from.
 
     facts: FACT_KEYS -> (N,) arrays (blank bool, objects and components int, the rest float),
-    as `digitlab.inference.preprocess.Preprocessed` reports them. condition, medium: str (N,):
+    as `digitlab.vision.normalise.Preprocessed` reports them. condition, medium: str (N,):
     the synth condition and the medium ("photo", "black", "transparent"); labels: int (N,), the
     digit for digit sets and -1 for non-digits.
     """
@@ -79,13 +79,12 @@ class ImageSet:
 
 @functools.lru_cache(maxsize=1)
 def _code_hash() -> str:
-    """SHA-256 of the source files that decide what a set contains (synth and preprocessing)."""
-    import digitlab.inference.ink as ink
-    import digitlab.inference.preprocess as preprocess
+    """SHA-256 of the source files that decide what a set contains (synth and vision: the preprocessing)."""
     import digitlab.synth as synth
+    import digitlab.vision as vision
 
     h = hashlib.sha256()
-    files = sorted(Path(synth.__file__).parent.glob("*.py")) + [Path(preprocess.__file__), Path(ink.__file__)]
+    files = [p for pkg in (synth, vision) for p in sorted(Path(str(pkg.__file__)).parent.glob("*.py"))]
     for path in files:
         h.update(path.name.encode())
         h.update(path.read_bytes())
@@ -100,7 +99,7 @@ def _array_hash(*arrays: np.ndarray) -> str:
 
 
 def _cache_path(params: dict) -> Path:
-    from digitlab.data.sources import cache_root
+    from digitlab.data.cache import cache_root
 
     key = hashlib.sha256(json.dumps({**params, "format": SET_FORMAT, "code": _code_hash()},
                                     sort_keys=True).encode()).hexdigest()
@@ -140,7 +139,7 @@ def _cached(params: dict, make) -> ImageSet:  # type: ignore[no-untyped-def]
 def _from_pictures(pictures: Sequence[np.ndarray], profile: str, condition: Sequence[str], medium: Sequence[str],
                    labels: Sequence[int]) -> ImageSet:
     """Preprocess each picture (any size, RGB(A) or grey) with `profile`; blank ones are kept, flagged."""
-    from digitlab.inference.preprocess import preprocess
+    from digitlab.vision.normalise import preprocess
 
     done = [preprocess(p, profile=profile) for p in pictures]
     facts = {k: np.array([getattr(d, k) for d in done]) for k in FACT_KEYS}
@@ -275,7 +274,7 @@ def pair_outliers(x_train: np.ndarray, n: int, profile: str) -> np.ndarray:
 def outlier_images(config: TrainConfig, dataset: Dataset) -> list[np.ndarray]:
     """The training outliers of `config` for a model of `dataset`: one uint8 (M_i, 28, 28) array per source.
 
-    Training draws the same number from each source (`loop._outlier_batch`), so a small varied
+    Training draws the same number from each source (`step._outlier_batch`), so a small varied
     source (the synth pictures) counts as much as a large one (60,000 Fashion-MNIST images).
 
     `config.oe_synth` synth non-digits of split "train" (never "heldout": that split judges the
