@@ -20,8 +20,8 @@ from digitlab._io import atomic_write_text
 from digitlab.checkpoints import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.errors import DigitlabError
 from digitlab.evaluation import CalibrationResult, calibrate, evaluate_model, report_from_logits, write_report
-from digitlab.models.runner import predict_logits
 from digitlab.layout import RunFiles
+from digitlab.models.runner import predict_logits
 from digitlab.training.config import TrainConfig
 from digitlab.training.loop import Callback, TrainResult, fit
 from digitlab.training.progress import Progress, Verbose, combine
