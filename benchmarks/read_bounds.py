@@ -96,7 +96,7 @@ def one(case: str, threads: int) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.read_bounds", description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2, help="threads for the reader and OpenCV (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="threads for torch and the ONNX reader (default 2)")
     p.add_argument("--case", default=None, help="run only this case, in this process (default: all, one "
                    "process each)")
     args = p.parse_args(argv)

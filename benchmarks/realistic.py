@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 
 from benchmarks.peers import PEERS, Peer, PeerUnavailable, make_peers
+from benchmarks.run import default_mnist_dir
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "realistic"
-SHARED_MNIST = Path(os.environ.get("DIGITLAB_SHARED_DATA", REPO.parent / "shared" / "data")) / "mnist"
 LARGE_N = 10  # 12 MP photos are for timing: a few are enough
 METHODS = {"digit": "predict_image", "nondigit": "predict_image", "number": "read"}
 SHEET_PICTURES = 16  # pictures per contact sheet (4 x 4)
@@ -51,14 +51,12 @@ KEPT_FAILURES = 8  # failures per condition written to results.json
 def load_mnist_test(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     """MNIST test images uint8 (10000, 28, 28) and labels, through digitlab's data layer.
 
-    `data_dir` (or DIGITLAB_DATA_DIR, or the shared reference copy beside the checkout) when given.
+    The folder tried first is `benchmarks.run.default_mnist_dir`'s: `data_dir`, DIGITLAB_DATA_DIR or the
+    test suite's copy; then the data layer's own chain.
     """
     from digitlab.data import load
 
-    folder = data_dir or os.environ.get("DIGITLAB_DATA_DIR")
-    if folder is None and (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
-        folder = str(SHARED_MNIST)
-    ds = load("mnist", data_dir=folder) if folder else load("mnist")
+    ds = load("mnist", data_dir=default_mnist_dir(Path(data_dir) if data_dir else None))
     return ds.x_test, ds.y_test
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from benchmarks import report
 from benchmarks.sides import SIDES, Spec
+from digitlab._io import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 # Where the test suite keeps MNIST (tests/conftest.py): the shared copy beside the checkout, then its own fetch.
@@ -144,15 +145,6 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` whole or not at all (a temp file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="slices and tiny budgets (~30-60 s); measures nothing")
@@ -188,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (REPO / ".cache" / "bench-quick" if args.quick else REPO / "benchmarks" / "results")
     results = run(args)
     page = report.render_markdown(results)
-    write_atomic(out / "results.json", json.dumps(results, indent=1) + "\n")
-    write_atomic(out / "results.md", page)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1) + "\n")
+    atomic_write_text(out / "results.md", page)
     print(page)
     print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
     return 1 if any("error" in s for s in results["sides"].values()) else 0

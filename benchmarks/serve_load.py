@@ -25,18 +25,20 @@ import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import urllib3
 from PIL import Image
 
-from benchmarks.run import REPO, default_mnist_dir, write_atomic
+from benchmarks.run import REPO, default_mnist_dir
+from digitlab._io import atomic_write_text
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "serve_load.json"
 HOST = "127.0.0.1"
@@ -63,11 +65,12 @@ def serving(run_dir: str, port: int, extra: Sequence[str],
     """`digitlab serve RUN_DIR` in a subprocess on `port`, once /healthz answers; a pool of `concurrency`
     keep-alive connections to it. The server is stopped on exit."""
     cmd = [sys.executable, "-m", "digitlab", "serve", run_dir, "--host", HOST, "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # a file, not a pipe: a server that logs every request never blocks on it
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
     pool = urllib3.HTTPConnectionPool(HOST, port, maxsize=concurrency, block=True, timeout=REQUEST_TIMEOUT_S,
                                       retries=False)
     try:
-        _wait_healthy(proc, pool)
+        _wait_healthy(proc, pool, log)
         yield pool
     finally:
         pool.close()
@@ -77,16 +80,16 @@ def serving(run_dir: str, port: int, extra: Sequence[str],
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+        log.close()
 
 
-def _wait_healthy(proc: subprocess.Popen[bytes], pool: urllib3.HTTPConnectionPool) -> None:
+def _wait_healthy(proc: subprocess.Popen[bytes], pool: urllib3.HTTPConnectionPool, log: IO[bytes]) -> None:
     """Return once GET /healthz is a 200; RuntimeError when the server exits first or takes over STARTUP_S."""
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
+            log.seek(0)
+            err = log.read().decode(errors="replace")[-2000:]
             raise RuntimeError(f"server exited with {proc.returncode}: {err}")
         try:
             if pool.request("GET", "/healthz", timeout=1).status == 200:
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model_id} ({backend}); load average before {load_before}, after "
           f"{record['machine']['load_average_after']}")
     print("\n".join(format_table(results)))
-    out = write_atomic(Path(args.out), json.dumps(record, indent=2) + "\n")
+    out = atomic_write_text(Path(args.out), json.dumps(record, indent=2) + "\n")
     print(f"written {out}")
     return 0 if all(r["errors"] == 0 for r in results.values()) else 1
 

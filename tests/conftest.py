@@ -81,7 +81,7 @@ def mnist(mnist_dir: Path):
 def trained_run(tmp_path_factory: pytest.TempPathFactory, mnist) -> Path:
     """A run directory of a small `cnn` trained on 10,000 MNIST images (~98% test accuracy).
 
-    Holds model.safetensors + model.json + metrics.jsonl, written by `digitlab.training.train`;
+    Holds model.safetensors + model.json + metrics.jsonl, written by `digitlab.runs.train`;
     a few seconds to ~20 s on two CPU cores. Good enough to recognise hand-drawn digits.
     """
     import numpy as np

@@ -38,17 +38,6 @@ def test_unknown_kind_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "'xml'" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run directory holding an untrained `softmax`: the server loads it in milliseconds."""
-    from digitlab.checkpoints import save_checkpoint
-    from digitlab.models import build_model
-
-    run_dir = tmp_path_factory.mktemp("tiny_run")
-    save_checkpoint(run_dir, build_model("softmax"), {"class_names": [str(i) for i in range(10)], "dataset": "mnist"})
-    return run_dir
-
-
 @pytest.mark.timeout(300)
 def test_a_short_load_of_a_real_server(tiny_run: Path, mnist_dir: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:

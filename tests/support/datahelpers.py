@@ -150,7 +150,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
 
 
-
 def cache_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock")
 

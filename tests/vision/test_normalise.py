@@ -267,7 +267,7 @@ def test_fashion_mnist_images_pass_through_the_fashion_profile():
 
 
 # --- photos of paper: the same digit under each condition gives the 28x28 it gives on flat paper ---------
-# Scenes are drawn here (tests/inference/paper_scenes.py), independently of the code under test: an
+# Scenes are drawn here (tests/support/paper_scenes.py), independently of the code under test: an
 # MNIST test digit as ink, on paper under one condition, photographed (blur, noise, JPEG 85); the
 # reference is the same ink in black on plain white paper. A 28x28 within a few grey levels of the
 # reference means the lighting, the lines, the ink colour and the desk were all taken away.

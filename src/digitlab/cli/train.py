@@ -1,4 +1,4 @@
-"""`digitlab train`: parse the options into a TrainConfig, call `digitlab.training.train`, print what it wrote."""
+"""`digitlab train`: parse the options into a TrainConfig, call `digitlab.runs.train`, print what it wrote."""
 from __future__ import annotations
 
 import argparse

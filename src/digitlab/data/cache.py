@@ -44,7 +44,6 @@ def cache_dir(spec: DatasetSpec) -> Path:
     return cache_root() / spec.name
 
 
-
 class CacheFolder:
     """One dataset's cache folder: the fetch lock, atomic stores, stale temp files, read-only folders.
 

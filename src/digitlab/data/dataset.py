@@ -12,7 +12,9 @@ import numpy as np
 
 from digitlab._io import atomic_write_bytes
 from digitlab.data import sources
+from digitlab.data.cache import cache_dir
 from digitlab.data.registry import DATASETS, ROLES, DatasetSpec, folder_spec, get_spec
+from digitlab.data.verify import Found
 from digitlab.errors import DigitlabError
 
 log = logging.getLogger("digitlab.data")
@@ -60,7 +62,7 @@ def _resolve(name: str | os.PathLike[str] | None, data_dir: str | os.PathLike[st
     return get_spec(key), folder, True  # neither registered nor a folder: raises the "unknown dataset" error
 
 
-def _recognise(found: Mapping[str, sources.Found]) -> DatasetSpec | None:
+def _recognise(found: Mapping[str, Found]) -> DatasetSpec | None:
     """The registered dataset whose reference checksums all four files match, if any."""
     for spec in DATASETS.values():
         if spec.has_checksums and all(found[r].sha256 == spec.files[r].sha256 for r in ROLES):
@@ -68,7 +70,7 @@ def _recognise(found: Mapping[str, sources.Found]) -> DatasetSpec | None:
     return None
 
 
-def _assemble(spec: DatasetSpec, found: Mapping[str, sources.Found], registered: bool) -> Dataset:
+def _assemble(spec: DatasetSpec, found: Mapping[str, Found], registered: bool) -> Dataset:
     xtr, ytr = found["train_images"], found["train_labels"]
     xte, yte = found["test_images"], found["test_labels"]
     for img, lab in ((xtr, ytr), (xte, yte)):
@@ -149,7 +151,7 @@ def fetch(
                            offline=offline, mirrors=mirrors, timeout=timeout, retries=retries,
                            progress=progress)
     _assemble(spec, found, True)  # cross-file checks (counts agree)
-    return sources.cache_dir(spec)
+    return cache_dir(spec)
 
 
 def export_files(

@@ -202,14 +202,14 @@ def calibrate_reader(log_probs: Sequence[np.ndarray], truths: Sequence[str]) -> 
 # -- a saved reader measured and calibrated: what `digitlab evaluate READER` and the recipe run -------
 
 EVAL_CONDITIONS = ("spaced", "touching", "overlapping", "broken", "mixed_nondigit", "noise_only", "noisy")
-EVAL_SEED, CALIBRATION_SEED, PAGE_SEED = 1000, 2000, 3000
+EVAL_SEED, CALIBRATION_SEED, PAGE_SEED = 1000, 2000, 3000  # held-out sets: MNIST test digits, held-out marks
 # What `read` refuses (measured on the realistic photo and canvas numbers, 6 conditions x 50, and 200 synthetic
 # lines with marks): refusing digits under the calibrated 1% quantile (0.51) and every mark read exactly 72.3% of
 # the numbers and refused 71.6% of marks; refusing no digit as unsure 75.3% / 71.6%; also reading a mark the
 # reader is under 70% sure of as its likeliest digit 78.7% / 56.6% (at 90%: 80.3% / 43.4%). Numbers are what
 # `read` is for: unsure digits are kept (their probability says how unsure), marks refused from 70% sure.
 REJECT_BELOW = 0.0
-MARK_SURE = 0.7  # held-out sets: MNIST test digits, held-out marks
+MARK_SURE = 0.7
 
 
 def evaluate_reader_folder(folder: str | Path, x_test: np.ndarray, y_test: np.ndarray, *, eval_lines: int = 400,

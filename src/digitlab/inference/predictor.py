@@ -29,6 +29,7 @@ from digitlab.layout import BACKENDS, RunFiles, to_model_input
 from digitlab.models.runner import check_images, predict_logits, softmax
 from digitlab.prediction import Prediction, Reading
 from digitlab.vision import MAX_IMAGE_PIXELS, ImageInput, Preprocessed, clean, load_image, preprocess, preprocess_image
+from digitlab.vision.decode import label_of
 
 if TYPE_CHECKING:
     import torch
@@ -200,7 +201,7 @@ class Predictor:
         return preprocess(picture, name=label, profile=self.preprocessing)
 
     def _picture(self, image: ImageInput, name: str | None, max_pixels: int) -> tuple[str, np.ndarray | PILImage]:
-        label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+        label = label_of(image, name)
         if isinstance(image, (np.ndarray, PILImage)):
             return label, image
         return label, load_image(image, name=label, max_pixels=max_pixels)

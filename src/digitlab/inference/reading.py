@@ -11,13 +11,12 @@ The picture's lines are found at the resolution their digits need (`digitlab.vis
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from digitlab.errors import DigitlabError
 from digitlab.prediction import ReadDigit, Reading
-from digitlab.vision.decode import MAX_IMAGE_PIXELS, ImageInput
+from digitlab.vision.decode import MAX_IMAGE_PIXELS, ImageInput, label_of
 from digitlab.vision.lines import TextLine, read_layout
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ def read(reader: Reader, image: ImageInput, *, name: str | None = None,
     pic, layout = read_layout(image, name=name, max_pixels=max_pixels)
     columns = sum(line.image.shape[1] for line in layout.lines)
     if columns > MAX_READ_COLUMNS:
-        label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+        label = label_of(image, name)
         raise DigitlabError(f"{label}: holds more writing than one read takes ({len(layout.lines)} lines, "
                             f"{columns:,} columns at the reader's scale, at most {MAX_READ_COLUMNS:,}: about "
                             f"{MAX_READ_COLUMNS // 40:,} digits); crop it into parts and read each")

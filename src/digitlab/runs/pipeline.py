@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -247,7 +247,7 @@ def train(
     outputs = None
     if run_dir is not None and main:
         outputs = finish_run(result, dataset, run_dir, plots=plots, int8=int8, test_limit=test_limit)
-    return RunResult(**{f.name: getattr(result, f.name) for f in fields(result)}, outputs=outputs)
+    return RunResult(**vars(result), outputs=outputs)
 
 
 def _refuse_existing_run(run_dir: Path) -> None:

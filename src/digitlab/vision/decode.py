@@ -23,6 +23,11 @@ ImageSource = str | os.PathLike[str] | bytes | BinaryIO  # what load_image opens
 ImageInput = ImageSource | Image.Image | np.ndarray  # what Predictor.predict_image takes
 
 
+def label_of(image: object, name: str | None = None) -> str:
+    """What errors call a picture: `name`, else its path, else "image"."""
+    return name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+
+
 def load_image(
     source: ImageSource,
     *,

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from digitlab.layout import BASELINE, DIGIT_PX, LINE_HEIGHT
-from digitlab.vision.decode import MAX_FILE_BYTES, MAX_IMAGE_PIXELS, ImageInput, load_image
+from digitlab.vision.decode import MAX_FILE_BYTES, MAX_IMAGE_PIXELS, ImageInput, label_of, load_image
 from digitlab.vision.ink import InkMap, find_ink, on_border
 from digitlab.vision.normalise import FINE, stroke_width
 from digitlab.vision.objects import MIN_PIXELS, SPECK_SHARE
@@ -370,7 +370,7 @@ def read_layout(image: ImageInput, *, name: str | None = None, max_pixels: int =
 
     `cleaned`: `clean(image)` at working size when the caller already has it (a decoded `image`).
     """
-    label = name or (str(image) if isinstance(image, (str, os.PathLike)) else "image")
+    label = label_of(image, name)
     data: Any = image
     if not isinstance(image, (np.ndarray, Image.Image, str, os.PathLike, bytes)):
         data = image.read(MAX_FILE_BYTES + 1)  # a file object is read once, for both passes (size checked)
